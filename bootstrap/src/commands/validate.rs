@@ -1,0 +1,74 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use groundwork::inventory::{Diagnostic, LoadError};
+use groundwork::ops::validate::{Summary, validate};
+
+use super::exit;
+
+/// Check an inventory file: syntax, unknown keys, types, and the cluster it describes.
+#[derive(Debug, clap::Args)]
+pub struct ValidateArgs {
+    /// Inventory file.
+    #[arg(short, long, value_name = "FILE", env = "GROUNDWORK_INVENTORY")]
+    pub inventory: PathBuf,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Format::Text)]
+    pub output: Format,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
+    match validate(&args.inventory) {
+        Ok((loaded, summary)) => {
+            match args.output {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&serde_json::json!({"valid": true, "summary": summary}))?),
+                Format::Text => print_valid(&loaded.source, &args.inventory, &summary),
+            }
+            Ok(ExitCode::from(exit::OK))
+        }
+        Err(LoadError::Invalid { source_text, diagnostics, path }) => {
+            match args.output {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&serde_json::json!({"valid": false, "diagnostics": diagnostics}))?),
+                Format::Text => print_invalid(&source_text, &path, &diagnostics),
+            }
+            Ok(ExitCode::from(exit::FAILED))
+        }
+        Err(e @ LoadError::Read { .. }) => Err(e.into()),
+    }
+}
+
+fn print_valid(source: &str, file: &std::path::Path, s: &Summary) {
+    for w in &s.warnings {
+        eprint!("{}", w.render(source));
+    }
+    for line in &s.baseline_relaxations {
+        eprintln!("{line}");
+    }
+    println!("{}: valid", file.display());
+    println!("  cluster   {} (Kubernetes {})", s.cluster, s.kubernetes_version);
+    if let Some(b) = &s.bastion {
+        println!("  bastion   {b}");
+    }
+    for (role, names) in &s.hosts_by_role {
+        println!("  {role:<9} {} ({})", names.len(), names.join(", "));
+    }
+    println!("  packages  {}", s.package_source);
+    if !s.warnings.is_empty() {
+        println!("  {} warning(s) above", s.warnings.len());
+    }
+}
+
+fn print_invalid(source: &str, file: &std::path::Path, diagnostics: &[Diagnostic]) {
+    for d in diagnostics {
+        eprint!("{}\n", d.render(source));
+    }
+    let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+    let warnings = diagnostics.len() - errors;
+    eprintln!("{}: {errors} error(s), {warnings} warning(s); nothing was changed", file.display());
+}

@@ -1,0 +1,81 @@
+//! The inventory: its types, reading it with located errors, and the checks that need all of it.
+
+pub mod baseline;
+pub mod deserialize;
+pub mod diagnostic;
+pub mod model;
+pub mod semantic;
+pub mod source_map;
+pub mod storage_profile;
+mod suggest;
+pub mod values;
+
+use std::path::{Path, PathBuf};
+
+pub use diagnostic::{Diagnostic, Location, Severity};
+pub use model::*;
+
+/// An inventory that passed every check (warnings may remain), with what is needed to locate
+/// later findings in it.
+#[derive(Debug)]
+pub struct LoadedInventory {
+    pub inventory: Inventory,
+    pub file: PathBuf,
+    /// Directory relative paths in the inventory start from.
+    pub base_dir: PathBuf,
+    pub source: String,
+    pub map: source_map::SourceMap,
+    pub warnings: Vec<Diagnostic>,
+}
+
+impl LoadedInventory {
+    pub fn resolve(&self, p: &Path) -> PathBuf {
+        resolve_path(&self.base_dir, p)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read inventory {}: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("inventory {} has {} error(s)", path.display(), diagnostics.iter().filter(|d| d.is_error()).count())]
+    Invalid { path: PathBuf, source_text: String, diagnostics: Vec<Diagnostic> },
+}
+
+/// Reads, parses and checks an inventory file.
+pub fn load(path: &Path) -> Result<LoadedInventory, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read { path: path.to_path_buf(), source })?;
+    load_str(path, text)
+}
+
+/// Parses and checks inventory text; `path` is used for messages and relative paths.
+pub fn load_str(path: &Path, text: String) -> Result<LoadedInventory, LoadError> {
+    let invalid = |diagnostics, text| LoadError::Invalid { path: path.to_path_buf(), source_text: text, diagnostics };
+    let (inventory, map) = match deserialize::parse(path, &text) {
+        Ok(parsed) => parsed,
+        Err(diagnostics) => return Err(invalid(diagnostics, text)),
+    };
+    let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut diags = diagnostic::Diagnostics::new(path);
+    semantic::Checker::new(&inventory, &map, &base_dir, &mut diags).run();
+    if diags.has_errors() {
+        return Err(invalid(diags.sorted(), text));
+    }
+    Ok(LoadedInventory { inventory, file: path.to_path_buf(), base_dir, source: text, map, warnings: diags.sorted() })
+}
+
+/// `~/x` is under $HOME; a relative path starts at `base_dir`.
+pub fn resolve_path(base_dir: &Path, p: &Path) -> PathBuf {
+    if let Ok(rest) = p.strip_prefix("~") {
+        if let Some(home) = std::env::var_os("HOME") {
+            return PathBuf::from(home).join(rest);
+        }
+    }
+    if p.is_absolute() { p.to_path_buf() } else { base_dir.join(p) }
+}
+
+/// The inventory's JSON Schema, generated from the types above.
+pub fn json_schema() -> serde_json::Value {
+    let schema = schemars::schema_for!(Inventory);
+    serde_json::to_value(&schema).expect("a schema always serialises")
+}

@@ -1,0 +1,667 @@
+//! The inventory file's types. Doc comments here become the JSON Schema's descriptions, which
+//! editors show as hover help, so they are written for the operator editing the file.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::values::{ByteSize, Cidr, SecretRef};
+
+/// A groundwork inventory: the hosts of one cluster and everything groundwork does to them.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(title = "groundwork inventory")]
+pub struct Inventory {
+    /// Version of this file format.
+    pub api_version: ApiVersion,
+    /// Always `Cluster`.
+    pub kind: Kind,
+    /// Cluster-wide Kubernetes settings.
+    pub cluster: ClusterSettings,
+    /// SSH settings every host uses unless it overrides them.
+    #[serde(default)]
+    pub ssh: SshDefaults,
+    /// The jump host through which every node is reached. Omit it to reach nodes directly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bastion: Option<Bastion>,
+    /// The hosts of the cluster and their roles.
+    pub hosts: Vec<Host>,
+    /// Minimum hardware per role; the deployment guide's values unless a profile or override says otherwise.
+    #[serde(default)]
+    pub baselines: Baselines,
+    /// Where packages, binaries and images come from.
+    #[serde(default)]
+    pub packages: Packages,
+    /// NFS and iSCSI volumes for the stateful backbone (Kafka, ZooKeeper, Elasticsearch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<Storage>,
+    /// The PostgreSQL host outside the cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<Database>,
+    /// What groundwork hands to the service deployer when the cluster is ready.
+    #[serde(default)]
+    pub handoff: Handoff,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+pub enum ApiVersion {
+    #[serde(rename = "groundwork/v1alpha1")]
+    V1alpha1,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+pub enum Kind {
+    Cluster,
+}
+
+/// Cluster-wide Kubernetes settings.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClusterSettings {
+    /// Cluster name: lower-case letters, digits and `-`, at most 63 characters.
+    pub name: String,
+    /// Kubernetes version to install, e.g. `v1.33.3`.
+    #[serde(default = "default_kubernetes_version")]
+    pub kubernetes_version: String,
+    /// Network from which every node gets its pods' addresses.
+    #[serde(rename = "podCIDR", default = "default_pod_cidr")]
+    pub pod_cidr: Cidr,
+    /// Network of Service cluster IPs.
+    #[serde(rename = "serviceCIDR", default = "default_service_cidr")]
+    pub service_cidr: Cidr,
+    /// Network the hosts' addresses are on; pod and service networks must not overlap it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_network: Option<Cidr>,
+    /// The one address every node and client uses to reach the API servers.
+    #[serde(default)]
+    pub control_plane_endpoint: ControlPlaneEndpoint,
+    /// Pod network plugin.
+    #[serde(default)]
+    pub cni: Cni,
+    /// Where etcd runs.
+    #[serde(default)]
+    pub etcd: EtcdMode,
+}
+
+fn default_kubernetes_version() -> String {
+    "v1.33.3".into()
+}
+fn default_pod_cidr() -> Cidr {
+    Cidr("10.244.0.0/16".parse().expect("constant CIDR"))
+}
+fn default_service_cidr() -> Cidr {
+    Cidr("10.96.0.0/12".parse().expect("constant CIDR"))
+}
+
+/// The one address every node and client uses to reach the API servers.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ControlPlaneEndpoint {
+    /// `localProxy`: a load balancer on every node in front of all API servers (no extra address needed);
+    /// `external`: a load balancer you run, at `address`; `vip`: a keepalived virtual IP at `address`.
+    #[serde(default)]
+    pub mode: EndpointMode,
+    /// Address of the external load balancer or the virtual IP (modes `external` and `vip`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// API server port behind the endpoint.
+    #[serde(default = "default_api_port")]
+    pub port: u16,
+}
+
+impl Default for ControlPlaneEndpoint {
+    fn default() -> Self {
+        ControlPlaneEndpoint { mode: EndpointMode::default(), address: None, port: default_api_port() }
+    }
+}
+
+fn default_api_port() -> u16 {
+    6443
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum EndpointMode {
+    #[default]
+    LocalProxy,
+    External,
+    Vip,
+}
+
+/// Pod network plugin. `bridge` (routed bridge with host-local IPAM) works fully offline;
+/// `calico` and `flannel` need their images in the package source.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Cni {
+    #[default]
+    Bridge,
+    Calico,
+    Flannel,
+}
+
+/// `external`: a 3-member etcd cluster on the masters as a systemd service (the default);
+/// `stacked`: kubeadm runs etcd as a static pod on each master.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum EtcdMode {
+    #[default]
+    External,
+    Stacked,
+}
+
+/// SSH settings for every host unless the host overrides them.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SshDefaults {
+    /// Login user.
+    #[serde(default = "default_ssh_user")]
+    pub user: String,
+    /// SSH port on the hosts.
+    #[serde(default = "default_ssh_port")]
+    pub port: u16,
+    /// Private key file (OpenSSH or PEM), relative to the inventory; `~` is your home.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
+    /// Passphrase of the key file, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_passphrase: Option<SecretRef>,
+    /// Use the keys of the running ssh-agent (`SSH_AUTH_SOCK`).
+    #[serde(default)]
+    pub use_agent: bool,
+    /// Run commands through `sudo` (needed when `user` is not root).
+    #[serde(default)]
+    pub sudo: bool,
+    /// Password for `sudo`, if it asks for one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sudo_password: Option<SecretRef>,
+    /// known_hosts file used to verify every host key (default `~/.ssh/known_hosts`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub known_hosts: Option<PathBuf>,
+}
+
+impl Default for SshDefaults {
+    fn default() -> Self {
+        SshDefaults {
+            user: default_ssh_user(),
+            port: default_ssh_port(),
+            key_file: None,
+            key_passphrase: None,
+            use_agent: false,
+            sudo: false,
+            sudo_password: None,
+            known_hosts: None,
+        }
+    }
+}
+
+fn default_ssh_user() -> String {
+    "root".into()
+}
+fn default_ssh_port() -> u16 {
+    22
+}
+
+/// Per-host SSH settings; anything left out comes from the top-level `ssh` section.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SshOverride {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_passphrase: Option<SecretRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub use_agent: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sudo: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sudo_password: Option<SecretRef>,
+}
+
+/// The jump host. Only its SSH port needs to be reachable from where groundwork runs.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Bastion {
+    /// Address (IP or DNS name) as seen from where groundwork runs.
+    pub address: String,
+    /// SSH port of the bastion.
+    #[serde(default = "default_ssh_port")]
+    pub port: u16,
+    /// Settings that differ from the top-level `ssh` section.
+    #[serde(default)]
+    pub ssh: SshOverride,
+}
+
+/// One host of the cluster.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Host {
+    /// Host name; becomes the Kubernetes node name (lower-case letters, digits, `-` and `.`).
+    pub name: String,
+    /// Address (IP or DNS name) as seen from the bastion.
+    pub address: String,
+    /// What the host is for.
+    pub roles: Vec<Role>,
+    /// Settings that differ from the top-level `ssh` section.
+    #[serde(default)]
+    pub ssh: SshOverride,
+    /// Kubernetes node labels.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Role {
+    Master,
+    Worker,
+    Storage,
+    Database,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Master, Role::Worker, Role::Storage, Role::Database];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Master => "master",
+            Role::Worker => "worker",
+            Role::Storage => "storage",
+            Role::Database => "database",
+        }
+    }
+}
+
+/// Minimum hardware per role.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Baselines {
+    /// `deploymentGuide` (the default) or `lab`, a named relaxation for test labs that is
+    /// printed whenever it is in force.
+    #[serde(default)]
+    pub profile: BaselineProfile,
+    /// Values that replace the profile's, per role; printed whenever in force.
+    #[serde(default)]
+    pub overrides: RoleBaselines,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum BaselineProfile {
+    #[default]
+    DeploymentGuide,
+    Lab,
+}
+
+/// Per-role baseline values that replace the profile's.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RoleBaselines {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bastion: Option<BaselineOverride>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub master: Option<BaselineOverride>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<BaselineOverride>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<BaselineOverride>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<BaselineOverride>,
+}
+
+/// Baseline values; anything left out keeps the profile's value.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BaselineOverride {
+    /// Memory below which the check fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_memory: Option<ByteSize>,
+    /// Memory below which the check warns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recommended_memory: Option<ByteSize>,
+    /// vCPUs below which the check fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_cpus: Option<u32>,
+    /// Size of the root file system below which the check fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_disk: Option<ByteSize>,
+}
+
+/// Where OS packages, Kubernetes binaries and images come from.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Packages {
+    /// `online`: the distribution's and upstream repositories; `proxy`: the same through an HTTP
+    /// proxy (`proxy`); `mirror`: a local mirror of them (`mirror`); `bundle`: everything from the
+    /// offline bundle (`bundle`), nothing downloaded on any node.
+    #[serde(default)]
+    pub source: PackageSource,
+    /// HTTP proxy the nodes use for package downloads, e.g. `http://10.0.0.2:3142`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<String>,
+    /// Base URL of a local mirror of the distribution's repository.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<String>,
+    /// Offline bundle directory (manifest, SHA256 sums, binaries, images), relative to the inventory.
+    /// Artifacts the bundle holds are always taken from it, whatever `source` says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum PackageSource {
+    #[default]
+    Online,
+    Proxy,
+    Mirror,
+    Bundle,
+}
+
+/// Volumes for the stateful backbone, served by the storage host.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Storage {
+    /// Name of the host that serves the volumes (default: the only host with role `storage`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Default volume set: `dev` or `prod` (DIGIT SDC prerequisites).
+    #[serde(default)]
+    pub profile: StorageProfile,
+    /// What the volumes are stored in on the storage host.
+    #[serde(default)]
+    pub backing_store: BackingStore,
+    /// iSCSI target settings.
+    #[serde(default)]
+    pub iscsi: IscsiSettings,
+    /// NFS server settings.
+    #[serde(default)]
+    pub nfs: NfsSettings,
+    /// Changes to the profile's volumes: an entry with a profile volume's name replaces it
+    /// (set `count: 0` to drop it); other names are added.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<VolumeSpec>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum StorageProfile {
+    #[default]
+    Dev,
+    Prod,
+}
+
+/// Files in a directory (sparse) or logical volumes in an LVM volume group.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BackingStore {
+    #[serde(default)]
+    pub kind: BackingKind,
+    /// Directory holding the volume files (kind `file`) and NFS exports.
+    #[serde(default = "default_storage_directory")]
+    pub directory: PathBuf,
+    /// LVM volume group (kind `lvm`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_group: Option<String>,
+}
+
+impl Default for BackingStore {
+    fn default() -> Self {
+        BackingStore { kind: BackingKind::default(), directory: default_storage_directory(), volume_group: None }
+    }
+}
+
+fn default_storage_directory() -> PathBuf {
+    "/srv/groundwork".into()
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum BackingKind {
+    #[default]
+    File,
+    Lvm,
+}
+
+/// iSCSI target settings.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IscsiSettings {
+    /// Target implementation: `lio` (kernel, `targetcli`) or `tgt` (userspace).
+    #[serde(default)]
+    pub target: IscsiTarget,
+    /// IQN prefix of the targets (default `iqn.2026-01.io.groundwork:<cluster name>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iqn_prefix: Option<String>,
+    /// CHAP credentials every initiator must present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chap: Option<Chap>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum IscsiTarget {
+    #[default]
+    Lio,
+    Tgt,
+}
+
+/// CHAP credentials.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Chap {
+    pub user: String,
+    pub password: SecretRef,
+}
+
+/// NFS server settings.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NfsSettings {
+    /// `kernel` (nfs-kernel-server, needs nfsd) or `ganesha` (userspace nfs-ganesha).
+    #[serde(default)]
+    pub server: NfsServer,
+    /// Network allowed to mount the exports (default: `cluster.nodeNetwork`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_network: Option<Cidr>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum NfsServer {
+    #[default]
+    Kernel,
+    Ganesha,
+}
+
+/// A set of equal volumes for one backbone component.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VolumeSpec {
+    /// Component name, e.g. `kafka`; volumes are named `<name>-0`, `<name>-1`, ...
+    pub name: String,
+    /// How workers reach the volumes.
+    pub protocol: VolumeProtocol,
+    /// Number of volumes (one per replica).
+    pub count: u32,
+    /// Size of each volume.
+    pub size: ByteSize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum VolumeProtocol {
+    Iscsi,
+    Nfs,
+}
+
+/// The PostgreSQL host outside the cluster.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Database {
+    /// Name of the database host (default: the only host with role `database`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// PostgreSQL server settings.
+    #[serde(default)]
+    pub postgresql: PostgresSettings,
+    /// Databases to create, each with its owner role.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub databases: Vec<DatabaseSpec>,
+    /// Login roles to create.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<DatabaseUser>,
+    /// Scheduled backups (none when left out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<DatabaseBackup>,
+}
+
+/// PostgreSQL server settings.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PostgresSettings {
+    /// Major version, e.g. 15.
+    #[serde(default = "default_postgres_version")]
+    pub version: u32,
+    /// `distribution` (the OS's packages), `pgdg` (the PostgreSQL project's repository) or `bundle`.
+    #[serde(default)]
+    pub source: PostgresSource,
+    /// Data directory (default: the package's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_directory: Option<PathBuf>,
+    /// Port PostgreSQL listens on.
+    #[serde(default = "default_postgres_port")]
+    pub port: u16,
+}
+
+impl Default for PostgresSettings {
+    fn default() -> Self {
+        PostgresSettings {
+            version: default_postgres_version(),
+            source: PostgresSource::default(),
+            data_directory: None,
+            port: default_postgres_port(),
+        }
+    }
+}
+
+fn default_postgres_version() -> u32 {
+    15
+}
+fn default_postgres_port() -> u16 {
+    5432
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum PostgresSource {
+    #[default]
+    Distribution,
+    Pgdg,
+    Bundle,
+}
+
+/// A database and the role that owns it.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DatabaseSpec {
+    pub name: String,
+    /// Owner role; created if it does not exist.
+    pub owner: String,
+}
+
+/// A login role with access to one database.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DatabaseUser {
+    pub name: String,
+    /// The database (from `databases`) this role may use.
+    pub database: String,
+    /// `readwrite` or `readonly`.
+    #[serde(default)]
+    pub access: DatabaseAccess,
+    /// Password; generated once and kept in groundwork's state (0600) when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<SecretRef>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum DatabaseAccess {
+    #[default]
+    Readwrite,
+    Readonly,
+}
+
+/// Scheduled `pg_dump` backups on the database host.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DatabaseBackup {
+    /// Directory on the database host.
+    #[serde(default = "default_backup_directory")]
+    pub directory: PathBuf,
+    /// systemd calendar expression, e.g. `daily` or `*-*-* 02:30`.
+    #[serde(default = "default_backup_schedule")]
+    pub schedule: String,
+    /// Number of backups kept per database.
+    #[serde(default = "default_backup_retention")]
+    pub keep: u32,
+}
+
+fn default_backup_directory() -> PathBuf {
+    "/var/backups/groundwork".into()
+}
+fn default_backup_schedule() -> String {
+    "daily".into()
+}
+fn default_backup_retention() -> u32 {
+    7
+}
+
+/// What groundwork writes for the service deployer.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Handoff {
+    /// Output directory, relative to the inventory.
+    #[serde(default = "default_handoff_directory")]
+    pub directory: PathBuf,
+    /// Which deployer the environment files are written for.
+    #[serde(default)]
+    pub deployer: Deployer,
+    /// Namespace the services are deployed into.
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
+}
+
+impl Default for Handoff {
+    fn default() -> Self {
+        Handoff { directory: default_handoff_directory(), deployer: Deployer::default(), namespace: default_namespace() }
+    }
+}
+
+fn default_handoff_directory() -> PathBuf {
+    "handoff".into()
+}
+fn default_namespace() -> String {
+    "egov".into()
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Deployer {
+    #[default]
+    Helm,
+    Digit,
+    Argocd,
+    Flux,
+}
+
+impl Inventory {
+    pub fn hosts_with(&self, role: Role) -> impl Iterator<Item = (usize, &Host)> {
+        self.hosts.iter().enumerate().filter(move |(_, h)| h.roles.contains(&role))
+    }
+}

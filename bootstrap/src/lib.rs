@@ -1,0 +1,7 @@
+//! groundwork: from one inventory file to a Kubernetes cluster behind a bastion.
+//!
+//! `inventory` holds the file format; `ops` the operations, free of any command-line parsing;
+//! the `groundwork` binary's `commands` turn arguments into calls of `ops`.
+
+pub mod inventory;
+pub mod ops;
