@@ -118,15 +118,10 @@ fn explain(raw: &str, path: &str) -> (String, Option<String>, String) {
     if raw.starts_with("invalid length") || raw.starts_with("invalid value") {
         return (raw.to_string(), Some(format!("`groundwork schema` describes `{path}`")), path.to_string());
     }
-    // Messages from the inventory's own value types already say what to write.
-    (raw.to_string(), custom_help(raw), path.to_string())
-}
-
-fn custom_help(raw: &str) -> Option<String> {
-    if raw.contains("; ") {
-        None // the message carries its own advice after the semicolon
-    } else {
-        Some("see `groundwork schema` for what is expected here".into())
+    // Messages from the inventory's own value types carry their advice after "; ".
+    match raw.split_once("; ") {
+        Some((message, advice)) => (message.to_string(), Some(advice.to_string()), path.to_string()),
+        None => (raw.to_string(), Some(format!("`groundwork schema` describes `{path}`")), path.to_string()),
     }
 }
 

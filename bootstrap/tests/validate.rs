@@ -1,0 +1,187 @@
+//! `groundwork validate` as an operator meets it: located errors with a fix, warnings, a summary.
+//! The README's three examples of located errors are the first three tests here.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use groundwork::inventory::{self, LoadError, Severity};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A minimal valid inventory in a temporary directory, with a key file that exists.
+struct Fixture {
+    dir: PathBuf,
+}
+
+const BASE: &str = "\
+apiVersion: groundwork/v1alpha1
+kind: Cluster
+cluster:
+  name: test
+  nodeNetwork: 192.168.50.0/24
+ssh:
+  keyFile: id_test
+hosts:
+  - {name: master-1, address: 192.168.50.11, roles: [master]}
+  - {name: master-2, address: 192.168.50.12, roles: [master]}
+  - {name: master-3, address: 192.168.50.13, roles: [master]}
+  - {name: worker-1, address: 192.168.50.21, roles: [worker]}
+  - {name: worker-2, address: 192.168.50.22, roles: [worker]}
+  - {name: worker-3, address: 192.168.50.23, roles: [worker]}
+  - {name: worker-4, address: 192.168.50.24, roles: [worker]}
+";
+
+impl Fixture {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("gw-validate-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("id_test"), "not a real key; only its existence is checked\n").unwrap();
+        Fixture { dir }
+    }
+    fn write(&self, text: &str) -> PathBuf {
+        let p = self.dir.join("inventory.yaml");
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn run_validate(path: &Path) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_groundwork")).args(["validate", "-i"]).arg(path).output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+fn errors_of(path: &Path) -> Vec<inventory::Diagnostic> {
+    match inventory::load(path) {
+        Err(LoadError::Invalid { diagnostics, .. }) => diagnostics,
+        Ok(_) => panic!("{} should be invalid", path.display()),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[test]
+fn example_1_misspelt_key_names_line_column_and_the_right_key() {
+    let f = Fixture::new("typo");
+    let p = f.write(&BASE.replace("{name: worker-2, address:", "{name: worker-2, adress:"));
+    let (code, _, err) = run_validate(&p);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("error: hosts[4].adress: unknown key `adress` in `hosts[4]`"), "{err}");
+    assert!(err.contains("inventory.yaml:13:"), "line of the typo: {err}");
+    assert!(err.contains("did you mean `address`?"), "{err}");
+    assert!(err.contains("nothing was changed"), "{err}");
+}
+
+#[test]
+fn example_2_overlapping_networks_point_at_the_second_network() {
+    let f = Fixture::new("cidr");
+    let p = f.write(&BASE.replace("  nodeNetwork: 192.168.50.0/24\n", "  nodeNetwork: 192.168.50.0/24\n  serviceCIDR: 10.244.128.0/20\n"));
+    let (code, _, err) = run_validate(&p);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("cluster.serviceCIDR: 10.244.128.0/20 overlaps cluster.podCIDR (10.244.0.0/16)"), "{err}");
+    assert!(err.contains("inventory.yaml:6:16"), "{err}");
+    assert!(err.contains("help: pod, service and node networks must be disjoint"), "{err}");
+}
+
+#[test]
+fn example_3_even_masters_and_inline_secret() {
+    let f = Fixture::new("even");
+    let text = BASE.replace("  - {name: master-3, address: 192.168.50.13, roles: [master]}\n", "")
+        .replace("  keyFile: id_test\n", "  keyFile: id_test\n  sudoPassword: hunter2\n");
+    let p = f.write(&text);
+    let (code, _, err) = run_validate(&p);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("ssh.sudoPassword: secrets are never written in the inventory"), "{err}");
+    assert!(!err.contains("hunter2\n   |"), "the caret line must not be the only thing shown");
+    // The inline secret stops deserialisation; fix it and the topology error shows.
+    let p = f.write(&text.replace("  sudoPassword: hunter2\n", "  sudoPassword: {env: GW_TEST_SUDO}\n"));
+    let (code, _, err) = run_validate(&p);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("2 masters: etcd needs an odd number to keep quorum"), "{err}");
+    assert!(err.contains("use 1 or 3 masters"), "{err}");
+}
+
+#[test]
+fn valid_inventory_prints_a_summary_and_the_lab_profile() {
+    let f = Fixture::new("valid");
+    let p = f.write(&format!("{BASE}baselines:\n  profile: lab\n"));
+    let (code, out, err) = run_validate(&p);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("valid"), "{out}");
+    assert!(out.contains("master    3 (master-1, master-2, master-3)"), "{out}");
+    assert!(err.contains("baseline profile `lab` is in force"), "{err}");
+}
+
+#[test]
+fn every_finding_is_located_in_the_file() {
+    let f = Fixture::new("many");
+    let text = BASE
+        .replace("address: 192.168.50.22", "address: 192.168.50.21")
+        .replace("name: worker-3", "name: worker-1")
+        .replace("keyFile: id_test", "keyFile: missing_key")
+        .replace("  nodeNetwork: 192.168.50.0/24\n", "  nodeNetwork: 192.168.50.0/24\n  podCIDR: 192.168.0.0/16\n");
+    let p = f.write(&text);
+    let d = errors_of(&p);
+    let find = |needle: &str| {
+        d.iter().find(|d| d.message.contains(needle)).unwrap_or_else(|| panic!("no finding with `{needle}` in {d:#?}"))
+    };
+    let dup_addr = find("address `192.168.50.21` is used twice");
+    assert_eq!((dup_addr.location.line, dup_addr.path.as_str()), (14, "hosts[4].address"));
+    assert!(dup_addr.help.as_deref().unwrap().contains("line 13"));
+    assert_eq!(find("host name `worker-1` is used twice").location.line, 15);
+    assert_eq!(find("key file").location.line, 8);
+    let overlap = find("overlaps cluster.podCIDR");
+    assert_eq!(overlap.path, "cluster.nodeNetwork");
+    assert!(d.iter().all(|d| d.location.line >= 1 && d.location.column >= 1));
+}
+
+#[test]
+fn warnings_do_not_fail_validation() {
+    let f = Fixture::new("warn");
+    let text = BASE.replace("  - {name: master-2, address: 192.168.50.12, roles: [master]}\n  - {name: master-3, address: 192.168.50.13, roles: [master]}\n", "");
+    let p = f.write(&text);
+    let loaded = inventory::load(&p).expect("one master is allowed");
+    let w: Vec<_> = loaded.warnings.iter().filter(|w| w.severity == Severity::Warning).map(|w| w.message.as_str()).collect();
+    assert!(w.iter().any(|m| m.contains("one master")), "{w:?}");
+}
+
+#[test]
+fn sections_need_hosts_with_their_role() {
+    let f = Fixture::new("roles");
+    let p = f.write(&format!("{BASE}storage:\n  profile: dev\ndatabase:\n  host: worker-1\n"));
+    let d = errors_of(&p);
+    assert!(d.iter().any(|d| d.path == "storage" && d.message == "no host has role `storage`"), "{d:#?}");
+    assert!(d.iter().any(|d| d.path == "database.host" && d.message.contains("does not have role `database`")), "{d:#?}");
+}
+
+#[test]
+fn wrong_types_and_values_are_explained() {
+    let f = Fixture::new("types");
+    let p = f.write(&BASE.replace("  keyFile: id_test\n", "  keyFile: id_test\n  port: twenty-two\n"));
+    let d = errors_of(&p);
+    assert_eq!(d[0].path, "ssh.port");
+    assert!(d[0].message.starts_with("expected u16, found string"), "{:?}", d[0]);
+    assert_eq!(d[0].location.line, 8);
+
+    let p = f.write(&BASE.replace("roles: [worker]}\n  - {name: worker-4", "roles: [wroker]}\n  - {name: worker-4"));
+    let d = errors_of(&p);
+    assert!(d[0].help.as_deref().unwrap().starts_with("did you mean `worker`?"), "{:?}", d[0]);
+}
+
+#[test]
+fn the_sdc_example_is_only_missing_the_operators_files() {
+    // Its key, secret and bundle files live on the operator's machine, not in this repository.
+    let d = errors_of(&repo().join("inventory/sdc-example.yaml"));
+    for e in d.iter().filter(|d| d.is_error()) {
+        assert!(
+            e.message.contains("does not exist"),
+            "unexpected error in the example: {e}"
+        );
+    }
+}
