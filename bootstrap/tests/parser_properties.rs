@@ -38,11 +38,22 @@ enum Mutation {
 fn mutation() -> impl Strategy<Value = Mutation> {
     prop_oneof![
         (any::<usize>(), 1..40usize).prop_map(|(a, n)| Mutation::DeleteRange(a, n)),
-        (any::<usize>(), prop_oneof![
-            Just(": ".to_string()), Just("- ".to_string()), Just("\t".to_string()), Just("{".to_string()),
-            Just("]".to_string()), Just("\n  ".to_string()), Just("&a *a".to_string()), Just("'".to_string()),
-            Just("---\n".to_string()), "[ -~]{1,8}".prop_map(|s| s),
-        ]).prop_map(|(a, s)| Mutation::Insert(a, s)),
+        (
+            any::<usize>(),
+            prop_oneof![
+                Just(": ".to_string()),
+                Just("- ".to_string()),
+                Just("\t".to_string()),
+                Just("{".to_string()),
+                Just("]".to_string()),
+                Just("\n  ".to_string()),
+                Just("&a *a".to_string()),
+                Just("'".to_string()),
+                Just("---\n".to_string()),
+                "[ -~]{1,8}".prop_map(|s| s),
+            ]
+        )
+            .prop_map(|(a, s)| Mutation::Insert(a, s)),
         (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Mutation::SwapLines(a, b)),
         any::<usize>().prop_map(Mutation::DuplicateLine),
         (any::<usize>(), any::<bool>()).prop_map(|(a, more)| Mutation::Indent(a, more)),
@@ -74,7 +85,11 @@ fn apply(text: &str, m: &Mutation) -> String {
         }
         Mutation::Indent(a, more) => {
             let l = &mut lines[a % n];
-            if *more { l.insert_str(0, "  ") } else { *l = l.trim_start().to_string() }
+            if *more {
+                l.insert_str(0, "  ")
+            } else {
+                *l = l.trim_start().to_string()
+            }
             lines.join("\n")
         }
     }

@@ -18,7 +18,8 @@ fn validator() -> jsonschema::Validator {
 
 #[test]
 fn committed_schema_matches_the_types() {
-    let committed = std::fs::read_to_string(repo().join("inventory/schema.json")).expect("inventory/schema.json exists");
+    let committed =
+        std::fs::read_to_string(repo().join("inventory/schema.json")).expect("inventory/schema.json exists");
     assert!(
         committed == groundwork::ops::schema::schema_json(),
         "inventory/schema.json is stale: run `cargo run -p groundwork -- schema > inventory/schema.json`"

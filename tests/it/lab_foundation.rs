@@ -91,10 +91,8 @@ fn second_up_changes_nothing() {
         let ids = text(&lab.docker(&["ps", "-aq", "--no-trunc", "--filter", "label=io.groundwork.lab=gwlab"]).stdout);
         let mut ids: Vec<&str> = ids.lines().collect();
         ids.sort();
-        let started: Vec<String> = ids
-            .iter()
-            .map(|id| text(&lab.docker(&["inspect", "-f", "{{.State.StartedAt}}", id]).stdout))
-            .collect();
+        let started: Vec<String> =
+            ids.iter().map(|id| text(&lab.docker(&["inspect", "-f", "{{.State.StartedAt}}", id]).stdout)).collect();
         let files: Vec<Vec<u8>> = ["known_hosts", "ssh_config"]
             .iter()
             .map(|f| file_digest(&lab.state.join(f)))
@@ -114,7 +112,12 @@ fn known_hosts_holds_the_keys_the_hosts_present() {
     let lab = Lab::require();
     let known = std::fs::read_to_string(lab.state.join("known_hosts")).unwrap();
     for host in &lab.inventory.hosts {
-        let out = lab.docker(&["exec", &lab.container(&host.name), "cat", "/etc/ssh/gwlab-hostkeys/ssh_host_ed25519_key.pub"]);
+        let out = lab.docker(&[
+            "exec",
+            &lab.container(&host.name),
+            "cat",
+            "/etc/ssh/gwlab-hostkeys/ssh_host_ed25519_key.pub",
+        ]);
         let key: Vec<&str> = std::str::from_utf8(&out.stdout).unwrap().split_whitespace().take(2).collect();
         let line = format!("{} {}", host.address, key.join(" "));
         assert!(known.lines().any(|l| l == line), "known_hosts lacks {line}");

@@ -127,17 +127,17 @@ impl Baselines {
     pub fn relaxations(&self) -> Vec<String> {
         let mut lines = Vec::new();
         if self.profile == BaselineProfile::Lab {
-            lines.push("baseline profile `lab` is in force: nodes are checked against lab values, not the deployment guide's".to_string());
+            lines.push(
+                "baseline profile `lab` is in force: nodes are checked against lab values, not the deployment guide's"
+                    .to_string(),
+            );
         }
         for role in BaselineRole::ALL {
             let effective = self.effective(role);
             let guide = deployment_guide(role);
             if effective != guide {
                 let source = if override_for(&self.overrides, role).is_some() { "override" } else { "lab profile" };
-                lines.push(format!(
-                    "  {:<8} {effective}  ({source}; deployment guide: {guide})",
-                    role.as_str()
-                ));
+                lines.push(format!("  {:<8} {effective}  ({source}; deployment guide: {guide})", role.as_str()));
             }
         }
         lines

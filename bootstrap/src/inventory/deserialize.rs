@@ -69,16 +69,17 @@ fn path_string(path: &serde_path_to_error::Path) -> String {
 /// separately, so they are removed from the message.
 fn strip_decorations(message: &str) -> String {
     let mut m = message.trim();
-    if let Some(i) = m.rfind(" at line ") {
-        if m[i..].contains(" column ") {
-            m = &m[..i];
-        }
+    if let Some(i) = m.rfind(" at line ")
+        && m[i..].contains(" column ")
+    {
+        m = &m[..i];
     }
     // "hosts[0].address: invalid type ..." -> "invalid type ..."
-    if let Some((prefix, rest)) = m.split_once(": ") {
-        if !prefix.contains(' ') && !prefix.contains('`') {
-            m = rest;
-        }
+    if let Some((prefix, rest)) = m.split_once(": ")
+        && !prefix.contains(' ')
+        && !prefix.contains('`')
+    {
+        m = rest;
     }
     m.to_string()
 }
@@ -145,7 +146,8 @@ fn syntax_help(info: &str) -> String {
     if info.contains("tab") {
         "YAML indents with spaces, never tabs".into()
     } else if info.contains("mapping values are not allowed") || info.contains("did not find expected key") {
-        "check the indentation of this line against the lines above it, and that values containing `: ` are quoted".into()
+        "check the indentation of this line against the lines above it, and that values containing `: ` are quoted"
+            .into()
     } else {
         "check quoting, brackets and indentation around this point".into()
     }
@@ -161,12 +163,16 @@ mod tests {
             strip_decorations("hosts[0]: unknown field `adress`, expected `name` at line 5 column 7"),
             "unknown field `adress`, expected `name`"
         );
-        assert_eq!(strip_decorations("invalid type: string \"x\", expected u16"), "invalid type: string \"x\", expected u16");
+        assert_eq!(
+            strip_decorations("invalid type: string \"x\", expected u16"),
+            "invalid type: string \"x\", expected u16"
+        );
     }
 
     #[test]
     fn unknown_keys_get_a_suggestion() {
-        let (msg, help, _) = explain("unknown field `adress`, expected one of `name`, `address`, `roles`", "hosts[0].adress");
+        let (msg, help, _) =
+            explain("unknown field `adress`, expected one of `name`, `address`, `roles`", "hosts[0].adress");
         assert_eq!(msg, "unknown key `adress` in `hosts[0]`");
         assert_eq!(help.unwrap(), "did you mean `address`? keys allowed here: name, address, roles");
     }

@@ -55,15 +55,32 @@ impl Diagnostic {
         if let Some(text) = source.lines().nth(line.saturating_sub(1)) {
             let gutter = line.to_string().len();
             let pad = " ".repeat(gutter);
-            let caret_at: String = text.chars().take(column.saturating_sub(1)).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
+            let caret_at: String =
+                text.chars().take(column.saturating_sub(1)).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
             let width = token_width(text, column);
-            out.push_str(&format!("{pad} |\n{line} | {text}\n{pad} | {caret_at}{}\n", "^".repeat(width)));
+            let shown = if self.is_sensitive() { mask(text, column, width) } else { text.to_string() };
+            out.push_str(&format!("{pad} |\n{line} | {shown}\n{pad} | {caret_at}{}\n", "^".repeat(width)));
         }
         if let Some(help) = &self.help {
             out.push_str(&format!("  = help: {help}\n"));
         }
         out
     }
+}
+
+impl Diagnostic {
+    /// A finding about a password or passphrase field: its line may hold a secret someone
+    /// wrote inline, which must not be echoed to the terminal.
+    fn is_sensitive(&self) -> bool {
+        let last = self.path.rsplit(['.', '[']).next().unwrap_or("").to_ascii_lowercase();
+        last.contains("password") || last.contains("passphrase") || last.contains("secret")
+    }
+}
+
+/// `text` with everything from `column` to the end of the line replaced by `*`.
+fn mask(text: &str, column: usize, width: usize) -> String {
+    let keep: String = text.chars().take(column.saturating_sub(1)).collect();
+    format!("{keep}{}", "*".repeat(width))
 }
 
 /// Width of the token starting at `column`: up to whitespace, `:` or `,`, at least 1.
@@ -81,13 +98,7 @@ impl fmt::Display for Diagnostic {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        write!(
-            f,
-            "{}:{}:{}: {severity}: ",
-            self.file.display(),
-            self.location.line,
-            self.location.column
-        )?;
+        write!(f, "{}:{}:{}: {severity}: ", self.file.display(), self.location.line, self.location.column)?;
         if !self.path.is_empty() {
             write!(f, "{}: ", self.path)?;
         }
@@ -111,7 +122,14 @@ impl Diagnostics {
         Diagnostics { file: file.to_path_buf(), items: Vec::new() }
     }
 
-    pub fn push(&mut self, severity: Severity, location: Location, path: &str, message: impl Into<String>, help: Option<String>) {
+    pub fn push(
+        &mut self,
+        severity: Severity,
+        location: Location,
+        path: &str,
+        message: impl Into<String>,
+        help: Option<String>,
+    ) {
         self.items.push(Diagnostic {
             severity,
             file: self.file.clone(),
@@ -152,5 +170,20 @@ mod tests {
         assert!(text.contains("2 |   - adress: 10.0.0.1"), "{text}");
         assert!(text.contains("  |     ^^^^^^\n"), "{text}");
         assert!(text.contains("help: did you mean `address`?"), "{text}");
+    }
+
+    #[test]
+    fn secrets_written_inline_are_not_echoed() {
+        let d = Diagnostic {
+            severity: Severity::Error,
+            file: "inv.yaml".into(),
+            location: Location { line: 2, column: 17 },
+            path: "ssh.sudoPassword".into(),
+            message: "secrets are never written in the inventory".into(),
+            help: None,
+        };
+        let text = d.render("ssh:\n  sudoPassword: S3cret-pass # note\n");
+        assert!(!text.contains("S3cret"), "{text}");
+        assert!(text.contains("2 |   sudoPassword: ***********"), "{text}");
     }
 }

@@ -66,10 +66,10 @@ pub fn load_str(path: &Path, text: String) -> Result<LoadedInventory, LoadError>
 
 /// `~/x` is under $HOME; a relative path starts at `base_dir`.
 pub fn resolve_path(base_dir: &Path, p: &Path) -> PathBuf {
-    if let Ok(rest) = p.strip_prefix("~") {
-        if let Some(home) = std::env::var_os("HOME") {
-            return PathBuf::from(home).join(rest);
-        }
+    if let Ok(rest) = p.strip_prefix("~")
+        && let Some(home) = std::env::var_os("HOME")
+    {
+        return PathBuf::from(home).join(rest);
     }
     if p.is_absolute() { p.to_path_buf() } else { base_dir.join(p) }
 }

@@ -639,7 +639,11 @@ pub struct Handoff {
 
 impl Default for Handoff {
     fn default() -> Self {
-        Handoff { directory: default_handoff_directory(), deployer: Deployer::default(), namespace: default_namespace() }
+        Handoff {
+            directory: default_handoff_directory(),
+            deployer: Deployer::default(),
+            namespace: default_namespace(),
+        }
     }
 }
 

@@ -7,9 +7,7 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use super::diagnostic::{Diagnostics, Severity};
-use super::model::{
-    BackingKind, EndpointMode, Inventory, PackageSource, Role, SshOverride, VolumeProtocol,
-};
+use super::model::{BackingKind, EndpointMode, Inventory, PackageSource, Role, SshOverride, VolumeProtocol};
 use super::resolve_path;
 use super::source_map::SourceMap;
 use super::values::{Cidr, SecretRef};
@@ -36,7 +34,11 @@ impl<'a> Checker<'a> {
         self.storage();
         self.database();
         if !is_dns_label(&self.inv.handoff.namespace) {
-            self.error("handoff.namespace", "is not a valid Kubernetes namespace name", "use lower-case letters, digits and `-`, at most 63 characters");
+            self.error(
+                "handoff.namespace",
+                "is not a valid Kubernetes namespace name",
+                "use lower-case letters, digits and `-`, at most 63 characters",
+            );
         }
     }
 
@@ -53,10 +55,18 @@ impl<'a> Checker<'a> {
     fn cluster(&mut self) {
         let c = &self.inv.cluster;
         if !is_dns_label(&c.name) {
-            self.error("cluster.name", format!("`{}` is not a valid cluster name", c.name), "use lower-case letters, digits and `-`, starting with a letter, at most 63 characters");
+            self.error(
+                "cluster.name",
+                format!("`{}` is not a valid cluster name", c.name),
+                "use lower-case letters, digits and `-`, starting with a letter, at most 63 characters",
+            );
         }
         if !is_kubernetes_version(&c.kubernetes_version) {
-            self.error("cluster.kubernetesVersion", format!("`{}` is not a Kubernetes release", c.kubernetes_version), "write a release version such as v1.33.3");
+            self.error(
+                "cluster.kubernetesVersion",
+                format!("`{}` is not a Kubernetes release", c.kubernetes_version),
+                "write a release version such as v1.33.3",
+            );
         }
         let ep = &c.control_plane_endpoint;
         match (ep.mode, &ep.address) {
@@ -76,33 +86,61 @@ impl<'a> Checker<'a> {
 
     fn hosts(&mut self) {
         if self.inv.hosts.is_empty() {
-            self.error("hosts", "there are no hosts", "list the masters, workers, storage and database hosts under `hosts:`");
+            self.error(
+                "hosts",
+                "there are no hosts",
+                "list the masters, workers, storage and database hosts under `hosts:`",
+            );
         }
         let mut names: HashMap<&str, usize> = HashMap::new();
         let mut addresses: HashMap<&str, usize> = HashMap::new();
         for (i, h) in self.inv.hosts.iter().enumerate() {
             let p = format!("hosts[{i}]");
             if !is_hostname(&h.name) {
-                self.error(&format!("{p}.name"), format!("`{}` is not a valid host name", h.name), "use lower-case letters, digits, `-` and `.`; it becomes the Kubernetes node name");
+                self.error(
+                    &format!("{p}.name"),
+                    format!("`{}` is not a valid host name", h.name),
+                    "use lower-case letters, digits, `-` and `.`; it becomes the Kubernetes node name",
+                );
             }
             if h.address.parse::<IpAddr>().is_err() && !is_hostname(&h.address.to_lowercase()) {
-                self.error(&format!("{p}.address"), format!("`{}` is neither an IP address nor a DNS name", h.address), "write the address the bastion reaches this host at, e.g. 10.0.0.11");
+                self.error(
+                    &format!("{p}.address"),
+                    format!("`{}` is neither an IP address nor a DNS name", h.address),
+                    "write the address the bastion reaches this host at, e.g. 10.0.0.11",
+                );
             }
             if h.roles.is_empty() {
-                self.error(&format!("{p}.roles"), "the host has no role", "give it at least one of: master, worker, storage, database");
+                self.error(
+                    &format!("{p}.roles"),
+                    "the host has no role",
+                    "give it at least one of: master, worker, storage, database",
+                );
             }
             for (j, r) in h.roles.iter().enumerate() {
                 if h.roles[..j].contains(r) {
-                    self.warn(&format!("{p}.roles[{j}]"), format!("role `{}` is listed twice", r.as_str()), "remove the duplicate");
+                    self.warn(
+                        &format!("{p}.roles[{j}]"),
+                        format!("role `{}` is listed twice", r.as_str()),
+                        "remove the duplicate",
+                    );
                 }
             }
             if let Some(first) = names.insert(&h.name, i) {
                 let line = self.map.locate_value(&format!("hosts[{first}].name")).line;
-                self.error(&format!("{p}.name"), format!("host name `{}` is used twice", h.name), format!("hosts[{first}] (line {line}) has the same name; every host needs its own"));
+                self.error(
+                    &format!("{p}.name"),
+                    format!("host name `{}` is used twice", h.name),
+                    format!("hosts[{first}] (line {line}) has the same name; every host needs its own"),
+                );
             }
             if let Some(first) = addresses.insert(&h.address, i) {
                 let line = self.map.locate_value(&format!("hosts[{first}].address")).line;
-                self.error(&format!("{p}.address"), format!("address `{}` is used twice", h.address), format!("hosts[{first}] (line {line}) has the same address; every host needs its own"));
+                self.error(
+                    &format!("{p}.address"),
+                    format!("address `{}` is used twice", h.address),
+                    format!("hosts[{first}] (line {line}) has the same address; every host needs its own"),
+                );
             }
         }
     }
@@ -111,21 +149,49 @@ impl<'a> Checker<'a> {
         let masters = self.inv.hosts_with(Role::Master).count();
         let workers = self.inv.hosts_with(Role::Worker).count();
         match masters {
-            0 => self.error("hosts", "no host has role `master`", "give three hosts `roles: [master]` for a highly available control plane"),
-            1 => self.warn("hosts", "one master: the control plane is not highly available", "use three masters for HA; one is fine for a test"),
-            n if n % 2 == 0 => self.error("hosts", format!("{n} masters: etcd needs an odd number to keep quorum"), format!("use {} or {} masters (3 for HA)", n - 1, n + 1)),
+            0 => self.error(
+                "hosts",
+                "no host has role `master`",
+                "give three hosts `roles: [master]` for a highly available control plane",
+            ),
+            1 => self.warn(
+                "hosts",
+                "one master: the control plane is not highly available",
+                "use three masters for HA; one is fine for a test",
+            ),
+            n if n % 2 == 0 => self.error(
+                "hosts",
+                format!("{n} masters: etcd needs an odd number to keep quorum"),
+                format!("use {} or {} masters (3 for HA)", n - 1, n + 1),
+            ),
             _ => {}
         }
         match workers {
-            0 => self.warn("hosts", "no host has role `worker`: services have nowhere to run", "add 4 to 6 hosts with `roles: [worker]`"),
+            0 => self.warn(
+                "hosts",
+                "no host has role `worker`: services have nowhere to run",
+                "add 4 to 6 hosts with `roles: [worker]`",
+            ),
             4..=6 => {}
-            n => self.warn("hosts", format!("{n} workers: the deployment guide sizes DIGIT for 4 to 6"), "this works, but check the capacity against the services you deploy"),
+            n => self.warn(
+                "hosts",
+                format!("{n} workers: the deployment guide sizes DIGIT for 4 to 6"),
+                "this works, but check the capacity against the services you deploy",
+            ),
         }
         if self.inv.storage.is_none() && self.inv.hosts_with(Role::Storage).next().is_some() {
-            self.warn("hosts", "a host has role `storage` but there is no `storage` section", "add a `storage:` section (see inventory/sdc-example.yaml), or the host is left alone");
+            self.warn(
+                "hosts",
+                "a host has role `storage` but there is no `storage` section",
+                "add a `storage:` section (see inventory/sdc-example.yaml), or the host is left alone",
+            );
         }
         if self.inv.database.is_none() && self.inv.hosts_with(Role::Database).next().is_some() {
-            self.warn("hosts", "a host has role `database` but there is no `database` section", "add a `database:` section (see inventory/sdc-example.yaml), or the host is left alone");
+            self.warn(
+                "hosts",
+                "a host has role `database` but there is no `database` section",
+                "add a `database:` section (see inventory/sdc-example.yaml), or the host is left alone",
+            );
         }
     }
 
@@ -142,30 +208,56 @@ impl<'a> Checker<'a> {
         for (i, (pa, a)) in named.iter().enumerate() {
             for (pb, b) in &named[i + 1..] {
                 if a.overlaps(b) {
-                    self.error(pb, format!("{b} overlaps {pa} ({a})"), "pod, service and node networks must be disjoint; pick a range that overlaps neither");
+                    self.error(
+                        pb,
+                        format!("{b} overlaps {pa} ({a})"),
+                        "pod, service and node networks must be disjoint; pick a range that overlaps neither",
+                    );
                 }
             }
         }
-        for (i, h) in self.inv.hosts.iter().enumerate() {
-            let Ok(ip) = h.address.parse::<IpAddr>() else { continue };
-            let p = format!("hosts[{i}].address");
-            for (pn, net) in &named[..2] {
-                if net.contains_ip(&ip) {
-                    self.error(&p, format!("{ip} lies inside {pn} ({net})"), format!("move {pn} to a range that holds no host address"));
-                }
+        // A network drawn over the hosts' segment would otherwise give one error per host.
+        for (pn, net) in &named[..2] {
+            let inside: Vec<usize> = (self.inv.hosts.iter().enumerate())
+                .filter(|(_, h)| h.address.parse::<IpAddr>().is_ok_and(|ip| net.contains_ip(&ip)))
+                .map(|(i, _)| i)
+                .collect();
+            if let Some(&first) = inside.first() {
+                let others = match inside.len() - 1 {
+                    0 => String::new(),
+                    n => format!(" (and {n} more host(s))"),
+                };
+                let ip = &self.inv.hosts[first].address;
+                self.error(
+                    &format!("hosts[{first}].address"),
+                    format!("{ip} lies inside {pn} ({net}){others}"),
+                    format!("move {pn} to a range that holds no host address"),
+                );
             }
-            if let Some(node_net) = c.node_network {
-                if !node_net.contains_ip(&ip) {
-                    self.warn(&p, format!("{ip} is outside cluster.nodeNetwork ({node_net})"), "correct the address or widen nodeNetwork; exports and database access are limited to nodeNetwork");
+        }
+        if let Some(node_net) = c.node_network {
+            for (i, h) in self.inv.hosts.iter().enumerate() {
+                if let Ok(ip) = h.address.parse::<IpAddr>()
+                    && !node_net.contains_ip(&ip)
+                {
+                    self.warn(
+                        &format!("hosts[{i}].address"),
+                        format!("{ip} is outside cluster.nodeNetwork ({node_net})"),
+                        "correct the address or widen nodeNetwork; exports and database access are limited to nodeNetwork",
+                    );
                 }
             }
         }
-        if let Some(addr) = &c.control_plane_endpoint.address {
-            if let (Ok(ip), Some(node_net)) = (addr.parse::<IpAddr>(), c.node_network) {
-                if c.control_plane_endpoint.mode == EndpointMode::Vip && !node_net.contains_ip(&ip) {
-                    self.error("cluster.controlPlaneEndpoint.address", format!("virtual IP {ip} is outside cluster.nodeNetwork ({node_net})"), "a keepalived VIP must be on the masters' network");
-                }
-            }
+        if let Some(addr) = &c.control_plane_endpoint.address
+            && let (Ok(ip), Some(node_net)) = (addr.parse::<IpAddr>(), c.node_network)
+            && c.control_plane_endpoint.mode == EndpointMode::Vip
+            && !node_net.contains_ip(&ip)
+        {
+            self.error(
+                "cluster.controlPlaneEndpoint.address",
+                format!("virtual IP {ip} is outside cluster.nodeNetwork ({node_net})"),
+                "a keepalived VIP must be on the masters' network",
+            );
         }
     }
 
@@ -174,10 +266,14 @@ impl<'a> Checker<'a> {
         self.key_file("ssh.keyFile", d.key_file.as_deref());
         self.secret("ssh.keyPassphrase", d.key_passphrase.as_ref());
         self.secret("ssh.sudoPassword", d.sudo_password.as_ref());
-        if let Some(kh) = &d.known_hosts {
-            if !resolve_path(self.base_dir, kh).exists() {
-                self.warn("ssh.knownHosts", format!("{} does not exist yet", kh.display()), "groundwork refuses unknown host keys; create it, or run with --accept-new once to record them");
-            }
+        if let Some(kh) = &d.known_hosts
+            && !resolve_path(self.base_dir, kh).exists()
+        {
+            self.warn(
+                "ssh.knownHosts",
+                format!("{} does not exist yet", kh.display()),
+                "groundwork refuses unknown host keys; create it, or run with --accept-new once to record them",
+            );
         }
         if let Some(b) = &self.inv.bastion {
             if b.address.trim().is_empty() {
@@ -200,12 +296,20 @@ impl<'a> Checker<'a> {
         let has_key = o.key_file.is_some() || d.key_file.is_some();
         let agent = o.use_agent.unwrap_or(d.use_agent);
         if !has_key && !agent {
-            self.error(p, "no way to log in: no key file and no ssh-agent", "set `ssh.keyFile` to a private key, or `ssh.useAgent: true` to use the running ssh-agent");
+            self.error(
+                p,
+                "no way to log in: no key file and no ssh-agent",
+                "set `ssh.keyFile` to a private key, or `ssh.useAgent: true` to use the running ssh-agent",
+            );
         }
         let user = o.user.as_deref().unwrap_or(&d.user);
         let sudo = o.sudo.unwrap_or(d.sudo);
         if user != "root" && !sudo && !p.starts_with("bastion") {
-            self.warn(p, format!("user `{user}` is not root and sudo is off"), "groundwork needs root on every node: set `sudo: true`");
+            self.warn(
+                p,
+                format!("user `{user}` is not root and sudo is off"),
+                "groundwork needs root on every node: set `sudo: true`",
+            );
         }
     }
 
@@ -223,11 +327,19 @@ impl<'a> Checker<'a> {
             Some(SecretRef::File(f)) => {
                 let full = resolve_path(self.base_dir, f);
                 if !full.is_file() {
-                    self.error(p, format!("secret file {} does not exist", full.display()), "create the file (mode 0600) or reference an environment variable with `{env: NAME}`");
+                    self.error(
+                        p,
+                        format!("secret file {} does not exist", full.display()),
+                        "create the file (mode 0600) or reference an environment variable with `{env: NAME}`",
+                    );
                 }
             }
             Some(SecretRef::Env(name)) if std::env::var_os(name).is_none() => {
-                self.warn(p, format!("environment variable {name} is not set here"), format!("export {name} before running groundwork on this machine"));
+                self.warn(
+                    p,
+                    format!("environment variable {name} is not set here"),
+                    format!("export {name} before running groundwork on this machine"),
+                );
             }
             _ => {}
         }
@@ -235,17 +347,34 @@ impl<'a> Checker<'a> {
 
     fn packages(&mut self) {
         let pk = &self.inv.packages;
-        let url_ok = |u: &Option<String>| u.as_deref().is_some_and(|u| u.starts_with("http://") || u.starts_with("https://"));
+        let url_ok =
+            |u: &Option<String>| u.as_deref().is_some_and(|u| u.starts_with("http://") || u.starts_with("https://"));
         match pk.source {
-            PackageSource::Proxy if !url_ok(&pk.proxy) => self.error("packages.source", "`source: proxy` needs `proxy:` with an http:// or https:// URL", "add e.g. `proxy: http://10.0.0.2:3142`"),
-            PackageSource::Mirror if !url_ok(&pk.mirror) => self.error("packages.source", "`source: mirror` needs `mirror:` with an http:// or https:// URL", "add e.g. `mirror: http://mirror.example/debian`"),
-            PackageSource::Bundle if pk.bundle.is_none() => self.error("packages.source", "`source: bundle` needs `bundle:` with the bundle's directory", "add `bundle: path/to/bundle`"),
+            PackageSource::Proxy if !url_ok(&pk.proxy) => self.error(
+                "packages.source",
+                "`source: proxy` needs `proxy:` with an http:// or https:// URL",
+                "add e.g. `proxy: http://10.0.0.2:3142`",
+            ),
+            PackageSource::Mirror if !url_ok(&pk.mirror) => self.error(
+                "packages.source",
+                "`source: mirror` needs `mirror:` with an http:// or https:// URL",
+                "add e.g. `mirror: http://mirror.example/debian`",
+            ),
+            PackageSource::Bundle if pk.bundle.is_none() => self.error(
+                "packages.source",
+                "`source: bundle` needs `bundle:` with the bundle's directory",
+                "add `bundle: path/to/bundle`",
+            ),
             _ => {}
         }
         if let Some(b) = &pk.bundle {
             let full = resolve_path(self.base_dir, b);
             if !full.is_dir() {
-                self.error("packages.bundle", format!("bundle directory {} does not exist", full.display()), "point it at the unpacked offline bundle (relative paths start at the inventory's directory)");
+                self.error(
+                    "packages.bundle",
+                    format!("bundle directory {} does not exist", full.display()),
+                    "point it at the unpacked offline bundle (relative paths start at the inventory's directory)",
+                );
             }
         }
     }
@@ -254,14 +383,30 @@ impl<'a> Checker<'a> {
     fn section_host(&mut self, section: &str, named: Option<&str>, role: Role) {
         match named {
             Some(name) => match self.inv.hosts.iter().find(|h| h.name == name) {
-                None => self.error(&format!("{section}.host"), format!("there is no host named `{name}`"), "name one of the hosts listed under `hosts`"),
-                Some(h) if !h.roles.contains(&role) => self.error(&format!("{section}.host"), format!("host `{name}` does not have role `{}`", role.as_str()), format!("add `{}` to its roles", role.as_str())),
+                None => self.error(
+                    &format!("{section}.host"),
+                    format!("there is no host named `{name}`"),
+                    "name one of the hosts listed under `hosts`",
+                ),
+                Some(h) if !h.roles.contains(&role) => self.error(
+                    &format!("{section}.host"),
+                    format!("host `{name}` does not have role `{}`", role.as_str()),
+                    format!("add `{}` to its roles", role.as_str()),
+                ),
                 Some(_) => {}
             },
             None => match self.inv.hosts_with(role).count() {
-                0 => self.error(section, format!("no host has role `{}`", role.as_str()), format!("add `{}` to the roles of the host that serves it", role.as_str())),
+                0 => self.error(
+                    section,
+                    format!("no host has role `{}`", role.as_str()),
+                    format!("add `{}` to the roles of the host that serves it", role.as_str()),
+                ),
                 1 => {}
-                n => self.error(section, format!("{n} hosts have role `{}`", role.as_str()), format!("say which one with `{section}.host`")),
+                n => self.error(
+                    section,
+                    format!("{n} hosts have role `{}`", role.as_str()),
+                    format!("say which one with `{section}.host`"),
+                ),
             },
         }
     }
@@ -270,19 +415,35 @@ impl<'a> Checker<'a> {
         let Some(s) = &self.inv.storage else { return };
         self.section_host("storage", s.host.as_deref(), Role::Storage);
         if s.backing_store.kind == BackingKind::Lvm && s.backing_store.volume_group.is_none() {
-            self.error("storage.backingStore.kind", "`kind: lvm` needs `volumeGroup`", "add `volumeGroup: NAME` with an existing LVM volume group on the storage host");
+            self.error(
+                "storage.backingStore.kind",
+                "`kind: lvm` needs `volumeGroup`",
+                "add `volumeGroup: NAME` with an existing LVM volume group on the storage host",
+            );
         }
         if !s.backing_store.directory.is_absolute() {
-            self.error("storage.backingStore.directory", "must be an absolute path on the storage host", "write e.g. /srv/groundwork");
+            self.error(
+                "storage.backingStore.directory",
+                "must be an absolute path on the storage host",
+                "write e.g. /srv/groundwork",
+            );
         }
         let mut seen: HashMap<&str, usize> = HashMap::new();
         for (i, v) in s.volumes.iter().enumerate() {
             let p = format!("storage.volumes[{i}]");
             if !is_dns_label(&v.name) {
-                self.error(&format!("{p}.name"), format!("`{}` is not a valid volume name", v.name), "use lower-case letters, digits and `-`");
+                self.error(
+                    &format!("{p}.name"),
+                    format!("`{}` is not a valid volume name", v.name),
+                    "use lower-case letters, digits and `-`",
+                );
             }
             if seen.insert(&v.name, i).is_some() {
-                self.error(&format!("{p}.name"), format!("volume `{}` is listed twice", v.name), "merge the two entries");
+                self.error(
+                    &format!("{p}.name"),
+                    format!("volume `{}` is listed twice", v.name),
+                    "merge the two entries",
+                );
             }
             if v.count > 0 && v.size.bytes() == 0 {
                 self.error(&format!("{p}.size"), "size is zero", "give each volume a size, e.g. 50Gi");
@@ -291,13 +452,21 @@ impl<'a> Checker<'a> {
         let volumes = s.effective_volumes();
         let uses = |proto| volumes.iter().any(|v| v.protocol == proto);
         if uses(VolumeProtocol::Iscsi) && s.iscsi.chap.is_none() {
-            self.warn("storage.iscsi", "iSCSI targets without CHAP: any initiator on the allowed list can log in", "add `chap: {user: NAME, password: {env: VARIABLE}}`");
+            self.warn(
+                "storage.iscsi",
+                "iSCSI targets without CHAP: any initiator on the allowed list can log in",
+                "add `chap: {user: NAME, password: {env: VARIABLE}}`",
+            );
         }
         if let Some(chap) = &s.iscsi.chap {
             self.secret("storage.iscsi.chap.password", Some(&chap.password));
         }
         if uses(VolumeProtocol::Nfs) && s.nfs.allowed_network.is_none() && self.inv.cluster.node_network.is_none() {
-            self.error("storage.nfs", "NFS exports need a network to allow", "set `cluster.nodeNetwork` or `storage.nfs.allowedNetwork`");
+            self.error(
+                "storage.nfs",
+                "NFS exports need a network to allow",
+                "set `cluster.nodeNetwork` or `storage.nfs.allowedNetwork`",
+            );
         }
     }
 
@@ -309,7 +478,11 @@ impl<'a> Checker<'a> {
             let p = format!("database.databases[{i}]");
             for (field, v) in [("name", &d.name), ("owner", &d.owner)] {
                 if !is_sql_identifier(v) {
-                    self.error(&format!("{p}.{field}"), format!("`{v}` is not a plain PostgreSQL identifier"), "use lower-case letters, digits and `_`, starting with a letter");
+                    self.error(
+                        &format!("{p}.{field}"),
+                        format!("`{v}` is not a plain PostgreSQL identifier"),
+                        "use lower-case letters, digits and `_`, starting with a letter",
+                    );
                 }
             }
             if names.insert(&d.name, i).is_some() {
@@ -319,16 +492,28 @@ impl<'a> Checker<'a> {
         for (i, u) in db.users.iter().enumerate() {
             let p = format!("database.users[{i}]");
             if !is_sql_identifier(&u.name) {
-                self.error(&format!("{p}.name"), format!("`{}` is not a plain PostgreSQL identifier", u.name), "use lower-case letters, digits and `_`, starting with a letter");
+                self.error(
+                    &format!("{p}.name"),
+                    format!("`{}` is not a plain PostgreSQL identifier", u.name),
+                    "use lower-case letters, digits and `_`, starting with a letter",
+                );
             }
             if !names.contains_key(u.database.as_str()) {
-                self.error(&format!("{p}.database"), format!("there is no database `{}`", u.database), "name one listed under `database.databases`");
+                self.error(
+                    &format!("{p}.database"),
+                    format!("there is no database `{}`", u.database),
+                    "name one listed under `database.databases`",
+                );
             }
             self.secret(&format!("{p}.password"), u.password.as_ref());
         }
         if let Some(b) = &db.backup {
             if !b.directory.is_absolute() {
-                self.error("database.backup.directory", "must be an absolute path on the database host", "write e.g. /var/backups/groundwork");
+                self.error(
+                    "database.backup.directory",
+                    "must be an absolute path on the database host",
+                    "write e.g. /var/backups/groundwork",
+                );
             }
             if b.keep == 0 {
                 self.error("database.backup.keep", "keeping 0 backups deletes every backup", "keep at least 1");

@@ -90,10 +90,19 @@ pub fn join_index(parent: &str, index: usize) -> String {
 }
 
 enum Frame {
-    Mapping { path: String, pending_key: Option<(String, Location)>, seen: HashSet<String> },
-    Sequence { path: String, next: usize },
+    Mapping {
+        path: String,
+        pending_key: Option<(String, Location)>,
+        seen: HashSet<String>,
+    },
+    Sequence {
+        path: String,
+        next: usize,
+    },
     /// Inside a complex (non-scalar) mapping key: tracked only to find its end.
-    SkipKey { depth: usize },
+    SkipKey {
+        depth: usize,
+    },
 }
 
 #[derive(Default)]
@@ -213,7 +222,8 @@ impl<'input> SpannedEventReceiver<'input> for Builder {
 mod tests {
     use super::*;
 
-    const DOC: &str = "cluster:\n  name: lab\nhosts:\n  - name: a\n    address: 10.0.0.1\n  - name: b\n    address: 10.0.0.2\n";
+    const DOC: &str =
+        "cluster:\n  name: lab\nhosts:\n  - name: a\n    address: 10.0.0.1\n  - name: b\n    address: 10.0.0.2\n";
 
     #[test]
     fn paths_have_one_based_locations() {

@@ -47,10 +47,12 @@ mod tests {
     use super::*;
 
     fn storage(volumes: Vec<VolumeSpec>) -> Storage {
-        serde_yaml_ng::from_str::<Storage>("{}").map(|mut s| {
-            s.volumes = volumes;
-            s
-        }).expect("empty storage section parses")
+        serde_yaml_ng::from_str::<Storage>("{}")
+            .map(|mut s| {
+                s.volumes = volumes;
+                s
+            })
+            .expect("empty storage section parses")
     }
 
     #[test]

@@ -36,10 +36,7 @@ impl FromStr for Cidr {
             format!("`{s}` is not a network in CIDR notation; write ADDRESS/PREFIX, e.g. 10.244.0.0/16")
         })?;
         if net.trunc() != net {
-            return Err(format!(
-                "`{s}` has host bits set; the network is `{}`",
-                net.trunc()
-            ));
+            return Err(format!("`{s}` has host bits set; the network is `{}`", net.trunc()));
         }
         Ok(Cidr(net))
     }
@@ -127,7 +124,7 @@ impl fmt::Display for ByteSize {
         // Print in the largest binary unit that divides evenly, else with one decimal.
         for (unit, factor) in SIZE_UNITS[..4].iter().rev() {
             if self.0 >= *factor {
-                return if self.0 % factor == 0 {
+                return if self.0.is_multiple_of(*factor) {
                     write!(f, "{}{unit}", self.0 / factor)
                 } else {
                     write!(f, "{:.1}{unit}", self.0 as f64 / *factor as f64)
@@ -150,9 +147,7 @@ impl<'de> Deserialize<'de> for ByteSize {
                 v.parse().map_err(E::custom)
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<ByteSize, E> {
-                Err(E::custom(format!(
-                    "`{v}` has no size unit; write e.g. {v}Gi or {v}Mi"
-                )))
+                Err(E::custom(format!("`{v}` has no size unit; write e.g. {v}Gi or {v}Mi")))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<ByteSize, E> {
                 Err(E::custom(format!("`{v}` has no size unit; write e.g. 50Gi")))
@@ -232,9 +227,9 @@ impl<'de> Deserialize<'de> for SecretRef {
                 Err(E::custom(INLINE_SECRET))
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<SecretRef, A::Error> {
-                let key: String = map
-                    .next_key()?
-                    .ok_or_else(|| de::Error::custom("empty secret reference; write `{env: VARIABLE}` or `{file: PATH}`"))?;
+                let key: String = map.next_key()?.ok_or_else(|| {
+                    de::Error::custom("empty secret reference; write `{env: VARIABLE}` or `{file: PATH}`")
+                })?;
                 let secret = match key.as_str() {
                     "env" => {
                         let name: String = map.next_value()?;
@@ -249,9 +244,7 @@ impl<'de> Deserialize<'de> for SecretRef {
                     _ => return Err(de::Error::unknown_field(&key, &["env", "file"])),
                 };
                 if map.next_key::<String>()?.is_some() {
-                    return Err(de::Error::custom(
-                        "a secret reference has exactly one key: `env` or `file`",
-                    ));
+                    return Err(de::Error::custom("a secret reference has exactly one key: `env` or `file`"));
                 }
                 Ok(secret)
             }

@@ -1,6 +1,5 @@
 //! `validate`: read an inventory, check it, and summarise what it describes.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::Serialize;
@@ -12,7 +11,8 @@ use crate::inventory::{self, Diagnostic, LoadError, LoadedInventory, Role};
 pub struct Summary {
     pub cluster: String,
     pub kubernetes_version: String,
-    pub hosts_by_role: BTreeMap<&'static str, Vec<String>>,
+    /// Host names per role, in role order (master, worker, storage, database).
+    pub hosts_by_role: Vec<(&'static str, Vec<String>)>,
     pub bastion: Option<String>,
     pub package_source: String,
     /// How the baselines in force differ from the deployment guide (empty when they do not).
@@ -34,10 +34,8 @@ fn summarise(loaded: &LoadedInventory) -> Summary {
         .filter(|(_, names)| !names.is_empty())
         .collect();
     let bastion = inv.bastion.as_ref().map(|b| format!("{}:{}", b.address, b.port));
-    let package_source = serde_json::to_value(inv.packages.source)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default();
+    let package_source =
+        serde_json::to_value(inv.packages.source).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
     Summary {
         cluster: inv.cluster.name.clone(),
         kubernetes_version: inv.cluster.kubernetes_version.clone(),
