@@ -3,5 +3,8 @@
 //! `inventory` holds the file format; `ops` the operations, free of any command-line parsing;
 //! the `groundwork` binary's `commands` turn arguments into calls of `ops`.
 
+pub mod agent;
 pub mod inventory;
 pub mod ops;
+pub mod secrets;
+pub mod transport;

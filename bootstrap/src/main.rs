@@ -19,6 +19,8 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Validate(commands::validate::ValidateArgs),
+    Facts(commands::facts::FactsArgs),
+    Check(commands::check::CheckArgs),
     Schema(commands::schema::SchemaArgs),
 }
 
@@ -27,6 +29,8 @@ fn main() -> ExitCode {
     init_logging(cli.verbose);
     let result = match cli.command {
         Command::Validate(a) => commands::validate::run(a),
+        Command::Facts(a) => commands::facts::run(a),
+        Command::Check(a) => commands::check::run(a),
         Command::Schema(a) => commands::schema::run(a),
     };
     match result {

@@ -1,0 +1,229 @@
+//! The controller's side of `groundwork-agent`: finding the static binary, putting it on a node
+//! (once: skipped when the node has the same checksum; written to a temporary file, verified and
+//! renamed, so a node never runs a half-written agent), and talking to it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use groundwork_protocol::{Action, Hello, Outcome, PROTOCOL_VERSION, Request, Response, encode_line};
+use russh::ChannelMsg;
+use russh::client::Msg;
+use sha2::{Digest, Sha256};
+
+use crate::transport::{NodeSession, TransportError};
+
+pub const REMOTE_DIR: &str = "/var/lib/groundwork/bin";
+pub const REMOTE_PATH: &str = "/var/lib/groundwork/bin/groundwork-agent";
+/// The agent is built for this architecture only (see README, "The agent").
+pub const AGENT_ARCH: &str = "x86_64";
+const BUILT_AT: &str = "x86_64-unknown-linux-musl/release-agent/groundwork-agent";
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error(
+        "the agent binary was not found (looked at {searched}); build it with `cargo agent`, or point \
+         GROUNDWORK_AGENT at it"
+    )]
+    NotFound { searched: String },
+    #[error("cannot read the agent binary {}: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error("{host}: the node is {arch}; this agent is built for {AGENT_ARCH} only")]
+    Architecture { host: String, arch: String },
+    #[error("{host}: uploading the agent failed: {message}")]
+    Upload { host: String, message: String },
+    #[error("{host}: the agent speaks protocol {agent}, this controller {controller}; upload the matching agent")]
+    Version { host: String, agent: u32, controller: u32 },
+    #[error("{host}: the agent {message}")]
+    Protocol { host: String, message: String },
+    #[error("{host}: the agent did not answer within {seconds} s")]
+    Timeout { host: String, seconds: u64 },
+    #[error("{host}: {message}")]
+    Action { host: String, message: String },
+}
+
+/// The agent binary the controller carries.
+#[derive(Debug, Clone)]
+pub struct AgentBinary {
+    pub path: PathBuf,
+    pub bytes: Arc<[u8]>,
+    pub sha256: String,
+}
+
+impl AgentBinary {
+    /// `explicit` (from `--agent` or GROUNDWORK_AGENT), else next to the controller's executable,
+    /// else where `cargo agent` puts it relative to the controller's target directory.
+    pub fn locate(explicit: Option<&Path>) -> Result<AgentBinary, AgentError> {
+        let candidates: Vec<PathBuf> = match explicit {
+            Some(p) => vec![p.to_path_buf()],
+            None => {
+                let exe = std::env::current_exe().ok();
+                let dir = exe.as_deref().and_then(Path::parent);
+                let mut c = Vec::new();
+                if let Some(d) = dir {
+                    c.push(d.join("groundwork-agent"));
+                    // target/{debug,release}/groundwork -> target/x86_64-unknown-linux-musl/release-agent/
+                    if let Some(target_dir) = d.parent() {
+                        c.push(target_dir.join(BUILT_AT));
+                    }
+                    // target/debug/deps/test-binary -> target/...
+                    if let Some(target_dir) = d.parent().and_then(Path::parent) {
+                        c.push(target_dir.join(BUILT_AT));
+                    }
+                }
+                c
+            }
+        };
+        let found = candidates.iter().find(|p| p.is_file()).ok_or_else(|| AgentError::NotFound {
+            searched: candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
+        })?;
+        let bytes = std::fs::read(found).map_err(|source| AgentError::Read { path: found.clone(), source })?;
+        let sha256 = hex(&Sha256::digest(&bytes));
+        Ok(AgentBinary { path: found.clone(), bytes: bytes.into(), sha256 })
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upload {
+    Uploaded,
+    AlreadyPresent,
+}
+
+/// Puts the agent on the node unless it already has this exact binary.
+pub async fn ensure_uploaded(session: &NodeSession, agent: &AgentBinary) -> Result<Upload, AgentError> {
+    let host = &session.target.name;
+    let probe =
+        session.exec_privileged(&format!("uname -m; sha256sum {REMOTE_PATH} 2>/dev/null || true"), None).await?;
+    let text = probe.stdout_text();
+    let mut lines = text.lines();
+    let arch = lines.next().unwrap_or("").trim().to_string();
+    if arch != AGENT_ARCH {
+        return Err(AgentError::Architecture { host: host.clone(), arch });
+    }
+    let present = lines.next().and_then(|l| l.split_whitespace().next()).unwrap_or("");
+    if present == agent.sha256 {
+        return Ok(Upload::AlreadyPresent);
+    }
+    // Written beside its final name and renamed only once the checksum matches.
+    let script = format!(
+        "set -e; umask 022; mkdir -p {REMOTE_DIR}; tmp={REMOTE_DIR}/.groundwork-agent.$$; \
+         trap 'rm -f \"$tmp\"' EXIT; cat > \"$tmp\"; \
+         echo \"{sum}  $tmp\" | sha256sum -c --quiet - >/dev/null; chmod 0755 \"$tmp\"; mv -f \"$tmp\" {REMOTE_PATH}; \
+         trap - EXIT",
+        sum = agent.sha256
+    );
+    let out = session.exec_privileged(&script, Some(&agent.bytes)).await?;
+    if !out.success() {
+        let why = out.stderr_text();
+        return Err(AgentError::Upload {
+            host: host.clone(),
+            message: if why.is_empty() { format!("exit status {}", out.status) } else { why },
+        });
+    }
+    Ok(Upload::Uploaded)
+}
+
+/// A running agent on one node.
+pub struct AgentSession {
+    host: String,
+    channel: russh::Channel<Msg>,
+    buffer: Vec<u8>,
+    stderr: Vec<u8>,
+    next_id: u64,
+    pub hello: Hello,
+}
+
+const STDERR_KEPT: usize = 4096;
+
+impl AgentSession {
+    /// Starts `groundwork-agent serve` with root rights and checks its protocol version.
+    pub async fn start(session: &NodeSession, timeout: Duration) -> Result<AgentSession, AgentError> {
+        let channel = session.open_privileged(&format!("{REMOTE_PATH} serve")).await?;
+        let mut agent = AgentSession {
+            host: session.target.name.clone(),
+            channel,
+            buffer: Vec::new(),
+            stderr: Vec::new(),
+            next_id: 1,
+            hello: Hello { protocol: 0, agent_version: String::new() },
+        };
+        let line = agent.read_line(timeout).await?;
+        let hello: Hello = serde_json::from_str(&line)
+            .map_err(|e| agent.protocol_error(format!("sent an unreadable greeting ({e}): {line:.200}")))?;
+        if hello.protocol != PROTOCOL_VERSION {
+            return Err(AgentError::Version { host: agent.host, agent: hello.protocol, controller: PROTOCOL_VERSION });
+        }
+        agent.hello = hello;
+        Ok(agent)
+    }
+
+    /// Sends one request and waits for its answer.
+    pub async fn call(&mut self, action: Action, timeout: Duration) -> Result<Outcome, AgentError> {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.channel
+            .data_bytes(encode_line(&Request { id, action }).into_bytes())
+            .await
+            .map_err(TransportError::from)?;
+        let line = self.read_line(timeout).await?;
+        let response: Response = serde_json::from_str(&line)
+            .map_err(|e| self.protocol_error(format!("sent an unreadable answer ({e}): {line:.200}")))?;
+        if response.id != id {
+            return Err(self.protocol_error(format!("answered request {} when {id} was asked", response.id)));
+        }
+        match response.outcome {
+            Outcome::Error { message } => Err(AgentError::Action { host: self.host.clone(), message }),
+            other => Ok(other),
+        }
+    }
+
+    /// Closes stdin; the agent exits.
+    pub async fn finish(self) {
+        let _ = self.channel.eof().await;
+        let _ = self.channel.close().await;
+    }
+
+    fn protocol_error(&self, message: String) -> AgentError {
+        AgentError::Protocol { host: self.host.clone(), message }
+    }
+
+    async fn read_line(&mut self, timeout: Duration) -> Result<String, AgentError> {
+        let seconds = timeout.as_secs();
+        match tokio::time::timeout(timeout, self.read_line_inner()).await {
+            Ok(r) => r,
+            Err(_) => Err(AgentError::Timeout { host: self.host.clone(), seconds }),
+        }
+    }
+
+    async fn read_line_inner(&mut self) -> Result<String, AgentError> {
+        loop {
+            if let Some(pos) = self.buffer.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.buffer.drain(..=pos).collect();
+                return Ok(String::from_utf8_lossy(&line).trim_end().to_string());
+            }
+            match self.channel.wait().await {
+                Some(ChannelMsg::Data { data }) => self.buffer.extend_from_slice(&data),
+                Some(ChannelMsg::ExtendedData { data, .. }) => {
+                    self.stderr.extend_from_slice(&data);
+                    let excess = self.stderr.len().saturating_sub(STDERR_KEPT);
+                    self.stderr.drain(..excess);
+                }
+                Some(ChannelMsg::ExitStatus { exit_status }) => {
+                    let stderr = String::from_utf8_lossy(&self.stderr).trim().to_string();
+                    return Err(self.protocol_error(format!("exited with status {exit_status}: {stderr}")));
+                }
+                Some(_) => {}
+                None => {
+                    let stderr = String::from_utf8_lossy(&self.stderr).trim().to_string();
+                    return Err(self.protocol_error(format!("closed the connection: {stderr}")));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,80 @@
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use groundwork::ops::facts::{HostReport, HostResult, gather};
+
+use super::connect_args::ConnectArgs;
+use super::exit;
+use super::progress::HostProgress;
+use super::table::{Table, bytes, human_ms};
+
+/// Log in to every host through the bastion and show what each one is.
+#[derive(Debug, clap::Args)]
+pub struct FactsArgs {
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Format::Table)]
+    pub output: Format,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+    Yaml,
+}
+
+pub fn run(args: FactsArgs) -> anyhow::Result<ExitCode> {
+    let loaded = super::load_inventory(&args.connect.inventory)?;
+    let opts = args.connect.facts_options(&loaded);
+    let hosts = loaded.inventory.hosts.len() + usize::from(loaded.inventory.bastion.is_some());
+    let progress = Arc::new(HostProgress::new(hosts, "facts", args.output == Format::Table));
+    let reports = super::runtime()?.block_on(gather(&loaded, &opts, progress.clone()));
+    progress.finish();
+    let reports = reports?;
+    match args.output {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&reports)?),
+        Format::Yaml => print!("{}", serde_yaml_ng::to_string(&reports)?),
+        Format::Table => print_table(&reports),
+    }
+    let failed = reports.iter().filter(|r| matches!(r.result, HostResult::Failed { .. })).count();
+    Ok(ExitCode::from(if failed == 0 { exit::OK } else { exit::FAILED }))
+}
+
+fn print_table(reports: &[HostReport]) {
+    let mut t = Table::new([
+        "HOST", "ROLES", "ADDRESS", "OS", "KERNEL", "CPU", "MEMORY", "SWAP", "ROOT FS", "CGROUP", "SKEW", "AGENT",
+    ]);
+    let mut failures = Vec::new();
+    for r in reports {
+        match &r.result {
+            HostResult::Facts(h) => {
+                let f = &h.facts;
+                let root = f.filesystems.iter().find(|fs| fs.path == "/");
+                t.row([
+                    r.name.clone(),
+                    r.roles.join(","),
+                    r.address.clone(),
+                    format!("{} {}", f.os.id, f.os.version_id),
+                    f.kernel.clone(),
+                    f.cpu.count.to_string(),
+                    bytes(f.memory.total_bytes),
+                    if f.memory.swap_total_bytes == 0 { "off".into() } else { bytes(f.memory.swap_total_bytes) },
+                    root.map(|fs| format!("{} ({} free)", bytes(fs.total_bytes), bytes(fs.available_bytes)))
+                        .unwrap_or_else(|| "?".into()),
+                    format!("v{}", f.cgroup.version),
+                    human_ms(h.clock_skew_ms),
+                    if h.agent_uploaded { "uploaded".into() } else { "present".into() },
+                ]);
+            }
+            HostResult::Failed { error } => failures.push(error.clone()),
+        }
+    }
+    print!("{}", t.render());
+    let ok = reports.len() - failures.len();
+    println!("{ok} of {} hosts answered", reports.len());
+    for f in failures {
+        eprintln!("failed: {f}");
+    }
+}

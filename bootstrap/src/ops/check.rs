@@ -1,0 +1,555 @@
+//! `check`: every host against its role's baseline, and the cluster as a whole (reachable, unique
+//! identities, clock skew). Pure: it judges facts already gathered, so it is tested without hosts.
+
+use std::collections::BTreeMap;
+
+use groundwork_protocol::facts::{Facts, FeatureState};
+use serde::Serialize;
+
+use super::facts::{HostReport, HostResult};
+use crate::inventory::baseline::{Baseline, BaselineRole};
+use crate::inventory::values::ByteSize;
+use crate::inventory::{Inventory, Role};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Pass,
+    Warn,
+    Fail,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    pub check: &'static str,
+    pub status: Status,
+    pub measured: String,
+    pub required: String,
+    /// What to do about it, when it is not a pass.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub advice: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct HostCheck {
+    pub name: String,
+    pub roles: Vec<String>,
+    pub findings: Vec<Finding>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CheckReport {
+    /// How the baselines in force differ from the deployment guide (empty when they do not).
+    pub baseline_relaxations: Vec<String>,
+    pub hosts: Vec<HostCheck>,
+    pub cluster: Vec<Finding>,
+}
+
+impl CheckReport {
+    pub fn all_findings(&self) -> impl Iterator<Item = &Finding> {
+        self.hosts.iter().flat_map(|h| &h.findings).chain(&self.cluster)
+    }
+    pub fn count(&self, status: Status) -> usize {
+        self.all_findings().filter(|f| f.status == status).count()
+    }
+    pub fn passed(&self) -> bool {
+        self.count(Status::Fail) == 0
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CheckSettings {
+    /// Largest host clock offset from the controller that still passes.
+    pub max_clock_skew_ms: i64,
+}
+
+impl Default for CheckSettings {
+    fn default() -> Self {
+        CheckSettings { max_clock_skew_ms: 2000 }
+    }
+}
+
+/// Share of the baseline memory a host must show: MemTotal leaves out what firmware and kernel
+/// reserve (typically 2-4 %), so a "16 GB" VM reports a little less than 16 GiB.
+const MEMORY_TOLERANCE: f64 = 0.95;
+
+/// Distributions groundwork installs on (apt); the others are refused up front.
+const SUPPORTED_OS: [(&str, &str); 4] = [("debian", "12"), ("debian", "13"), ("ubuntu", "22.04"), ("ubuntu", "24.04")];
+
+fn finding(check: &'static str, status: Status, measured: impl Into<String>, required: impl Into<String>) -> Finding {
+    Finding { check, status, measured: measured.into(), required: required.into(), advice: None }
+}
+
+impl Finding {
+    fn advise(mut self, advice: impl Into<String>) -> Self {
+        if self.status != Status::Pass {
+            self.advice = Some(advice.into());
+        }
+        self
+    }
+}
+
+fn baseline_role(role: &str) -> Option<BaselineRole> {
+    match role {
+        "bastion" => Some(BaselineRole::Bastion),
+        "master" => Some(BaselineRole::Master),
+        "worker" => Some(BaselineRole::Worker),
+        "storage" => Some(BaselineRole::Storage),
+        "database" => Some(BaselineRole::Database),
+        _ => None,
+    }
+}
+
+/// A host with several roles must meet the largest value of each.
+fn combined_baseline(inv: &Inventory, roles: &[String]) -> Option<Baseline> {
+    roles.iter().filter_map(|r| baseline_role(r)).map(|r| inv.baselines.effective(r)).reduce(|a, b| Baseline {
+        min_memory: a.min_memory.max(b.min_memory),
+        recommended_memory: a.recommended_memory.max(b.recommended_memory),
+        min_cpus: a.min_cpus.max(b.min_cpus),
+        min_disk: a.min_disk.max(b.min_disk),
+    })
+}
+
+/// TCP ports a role's services will listen on.
+fn required_ports(roles: &[String]) -> Vec<(u16, &'static str)> {
+    let mut ports = Vec::new();
+    for r in roles {
+        match r.as_str() {
+            "master" => ports.extend([
+                (6443, "kube-apiserver"),
+                (2379, "etcd client"),
+                (2380, "etcd peer"),
+                (10250, "kubelet"),
+                (10257, "kube-controller-manager"),
+                (10259, "kube-scheduler"),
+            ]),
+            "worker" => ports.extend([(10250, "kubelet"), (10256, "kube-proxy health")]),
+            "storage" => ports.extend([(3260, "iSCSI"), (2049, "NFS")]),
+            "database" => ports.push((5432, "PostgreSQL")),
+            _ => {}
+        }
+    }
+    ports.sort();
+    ports.dedup();
+    ports
+}
+
+fn has_role(roles: &[String], role: Role) -> bool {
+    roles.iter().any(|r| r == role.as_str())
+}
+
+fn host_findings(inv: &Inventory, roles: &[String], f: &Facts, skew_ms: i64, settings: &CheckSettings) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let Some(b) = combined_baseline(inv, roles) else { return out };
+    let cluster_node = has_role(roles, Role::Master) || has_role(roles, Role::Worker);
+
+    let cpus = f.cpu.count;
+    out.push(
+        finding(
+            "cpu",
+            if cpus >= b.min_cpus { Status::Pass } else { Status::Fail },
+            format!("{cpus} vCPU"),
+            format!("{} vCPU", b.min_cpus),
+        )
+        .advise("give the host more vCPUs, or put it in a role with a smaller baseline"),
+    );
+
+    let mem = f.memory.total_bytes as f64;
+    let status = if mem < b.min_memory.bytes() as f64 * MEMORY_TOLERANCE {
+        Status::Fail
+    } else if mem < b.recommended_memory.bytes() as f64 * MEMORY_TOLERANCE {
+        Status::Warn
+    } else {
+        Status::Pass
+    };
+    let required = if b.recommended_memory > b.min_memory {
+        format!("{} ({} recommended)", b.min_memory, b.recommended_memory)
+    } else {
+        b.min_memory.to_string()
+    };
+    out.push(
+        finding("memory", status, ByteSize(f.memory.total_bytes).to_string(), required)
+            .advise("add memory to the host (it is checked at 95% of the baseline, for what firmware reserves)"),
+    );
+
+    match f.filesystems.iter().find(|fs| fs.path == "/") {
+        Some(root) => {
+            let ok = root.total_bytes >= b.min_disk.bytes();
+            out.push(
+                finding(
+                    "disk",
+                    if ok { Status::Pass } else { Status::Fail },
+                    format!("/ {} ({} free)", ByteSize(root.total_bytes), ByteSize(root.available_bytes)),
+                    format!("{} on /", b.min_disk),
+                )
+                .advise("grow the root file system"),
+            );
+        }
+        None => out.push(finding("disk", Status::Fail, "/ not reported", format!("{} on /", b.min_disk))),
+    }
+    if let Some(var) = f.filesystems.iter().find(|fs| fs.path == "/var") {
+        let low = var.available_bytes < ByteSize::gib(2).bytes().min(var.total_bytes / 10);
+        out.push(
+            finding(
+                "free /var",
+                if low { Status::Warn } else { Status::Pass },
+                ByteSize(var.available_bytes).to_string(),
+                "2Gi or 10%",
+            )
+            .advise("images and logs go to /var: free some space"),
+        );
+    }
+
+    if roles.iter().any(|r| r == "bastion") {
+        return out; // the bastion only forwards: no OS, swap or port requirements
+    }
+
+    let os_ok = SUPPORTED_OS.iter().any(|(id, v)| f.os.id == *id && f.os.version_id == *v);
+    out.push(
+        finding(
+            "os",
+            if os_ok { Status::Pass } else { Status::Fail },
+            f.os.pretty_name.clone(),
+            "Debian 12/13, Ubuntu 22.04/24.04",
+        )
+        .advise("groundwork installs with apt on these releases only"),
+    );
+
+    if cluster_node {
+        let swap = f.memory.swap_total_bytes;
+        out.push(
+            finding(
+                "swap",
+                if swap == 0 { Status::Pass } else { Status::Warn },
+                if swap == 0 { "off".into() } else { ByteSize(swap).to_string() },
+                "off",
+            )
+            .advise("kubelet expects swap off; `apply` turns it off and removes it from fstab"),
+        );
+        let kf = &f.kernel_features;
+        for (name, state) in [("overlay", kf.overlay), ("br_netfilter", kf.br_netfilter)] {
+            let status = match state {
+                FeatureState::Available | FeatureState::Loadable => Status::Pass,
+                FeatureState::Missing => Status::Fail,
+            };
+            out.push(
+                finding(
+                    if name == "overlay" { "kernel overlay" } else { "kernel br_netfilter" },
+                    status,
+                    state_word(state),
+                    "built in or loadable",
+                )
+                .advise(format!("containerd and the pod network need {name}; use a kernel that has it")),
+            );
+        }
+        let v = f.cgroup.version;
+        out.push(
+            finding("cgroup", if v == 2 { Status::Pass } else { Status::Warn }, format!("v{v}"), "v2")
+                .advise("cgroup v1 works but is in maintenance mode in Kubernetes; boot with cgroup v2 when you can"),
+        );
+    }
+    if inv.storage.is_some() {
+        if has_role(roles, Role::Worker) && f.kernel_features.iscsi_initiator == FeatureState::Missing {
+            out.push(
+                finding("kernel iscsi", Status::Warn, "missing", "iscsi_tcp")
+                    .advise("iSCSI volumes will be configured on this worker, not logged in: its kernel lacks iSCSI"),
+            );
+        }
+        if has_role(roles, Role::Storage) && f.kernel_features.nfs_server == FeatureState::Missing {
+            let advice = match inv.storage.as_ref().map(|s| s.nfs.server) {
+                Some(crate::inventory::NfsServer::Kernel) => "the kernel has no nfsd: set storage.nfs.server: ganesha",
+                _ => "the kernel has no nfsd; nfs-ganesha (userspace) will serve NFS",
+            };
+            let status = if advice.contains("set storage") { Status::Fail } else { Status::Pass };
+            out.push(finding("kernel nfsd", status, "missing", "nfsd, or nfs-ganesha").advise(advice));
+        }
+    }
+
+    let kubernetes_installed = f.installed.kubeadm.is_some() || f.installed.kubelet.is_some();
+    let busy: Vec<String> = required_ports(roles)
+        .into_iter()
+        .filter(|(p, _)| f.listening_tcp_ports.contains(p))
+        .map(|(p, what)| format!("{p} ({what})"))
+        .collect();
+    let required = required_ports(roles).iter().map(|(p, _)| p.to_string()).collect::<Vec<_>>().join(",");
+    let status = match (busy.is_empty(), kubernetes_installed) {
+        (true, _) => Status::Pass,
+        (false, true) => Status::Warn,
+        (false, false) => Status::Fail,
+    };
+    out.push(
+        finding(
+            "ports",
+            status,
+            if busy.is_empty() { "free".into() } else { format!("in use: {}", busy.join(", ")) },
+            format!("free: {required}"),
+        )
+        .advise(if kubernetes_installed {
+            "in use by what is already installed: expected when re-running on a set-up host"
+        } else {
+            "stop what listens there, or use another host"
+        }),
+    );
+
+    let skew = skew_ms.abs();
+    out.push(
+        finding(
+            "clock",
+            if skew <= settings.max_clock_skew_ms { Status::Pass } else { Status::Fail },
+            format!("{skew_ms:+} ms"),
+            format!("within {} ms", settings.max_clock_skew_ms),
+        )
+        .advise("sync the host's clock (chrony or systemd-timesyncd); etcd and TLS need agreeing clocks"),
+    );
+    out
+}
+
+fn state_word(s: FeatureState) -> &'static str {
+    match s {
+        FeatureState::Available => "available",
+        FeatureState::Loadable => "loadable",
+        FeatureState::Missing => "missing",
+    }
+}
+
+/// Groups host names by a value they should not share; returns the values held by more than one.
+fn duplicates<'a>(items: impl Iterator<Item = (&'a str, String)>) -> Vec<(String, Vec<&'a str>)> {
+    let mut by_value: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    for (host, value) in items {
+        by_value.entry(value).or_default().push(host);
+    }
+    by_value.into_iter().filter(|(_, hosts)| hosts.len() > 1).collect()
+}
+
+fn uniqueness(check: &'static str, what: &str, values: Vec<(&str, String)>, hosts: usize) -> Finding {
+    if values.is_empty() {
+        return finding(check, Status::Warn, format!("{what} not readable on any host"), "unique per host")
+            .advise(format!("kubeadm tells nodes apart by {what}; make it visible or make sure cloned hosts differ"));
+    }
+    let seen = values.len();
+    let dups = duplicates(values.into_iter());
+    if dups.is_empty() {
+        let missing = hosts - seen;
+        let measured = if missing == 0 {
+            format!("{seen} unique")
+        } else {
+            format!("{seen} unique, {missing} host(s) without one")
+        };
+        finding(check, Status::Pass, measured, "unique per host")
+    } else {
+        let listed: Vec<String> = dups.iter().map(|(v, h)| format!("{v} on {}", h.join(", "))).collect();
+        finding(check, Status::Fail, format!("shared: {}", listed.join("; ")), "unique per host")
+            .advise("cloned hosts share identities: regenerate them (machine-id: `systemd-machine-id-setup`; MAC/UUID in the hypervisor)")
+    }
+}
+
+pub fn evaluate(inv: &Inventory, reports: &[HostReport], settings: &CheckSettings) -> CheckReport {
+    let mut hosts = Vec::new();
+    let mut reached: Vec<(&str, &Facts, i64)> = Vec::new();
+    for r in reports {
+        let findings = match &r.result {
+            HostResult::Failed { error } => vec![finding("answered", Status::Fail, "no", "yes").advise(error.clone())],
+            HostResult::Facts(h) => {
+                reached.push((&r.name, &h.facts, h.clock_skew_ms));
+                host_findings(inv, &r.roles, &h.facts, h.clock_skew_ms, settings)
+            }
+        };
+        hosts.push(HostCheck { name: r.name.clone(), roles: r.roles.clone(), findings });
+    }
+
+    let mut cluster = Vec::new();
+    let total = reports.len();
+    let ok = reached.len();
+    cluster.push(
+        finding(
+            "answered",
+            if ok == total { Status::Pass } else { Status::Fail },
+            format!("{ok} of {total} hosts"),
+            "all",
+        )
+        .advise("see the hosts that did not answer above; groundwork goes on only when every host answers"),
+    );
+    let nodes: Vec<&(&str, &Facts, i64)> = reached.iter().filter(|(n, _, _)| *n != "bastion").collect();
+    cluster.push(uniqueness(
+        "unique hostname",
+        "hostname",
+        nodes.iter().map(|(n, f, _)| (*n, f.hostname.clone())).collect(),
+        nodes.len(),
+    ));
+    let macs: Vec<(&str, String)> = nodes
+        .iter()
+        .flat_map(|(n, f, _)| f.interfaces.iter().filter_map(move |i| i.mac.clone().map(|m| (*n, m))))
+        .filter(|(_, m)| m != "00:00:00:00:00:00")
+        .collect();
+    cluster.push(uniqueness("unique MAC", "MAC address", macs, nodes.len()));
+    cluster.push(uniqueness(
+        "unique product_uuid",
+        "product_uuid",
+        nodes.iter().filter_map(|(n, f, _)| f.product_uuid.clone().map(|u| (*n, u))).collect(),
+        nodes.len(),
+    ));
+    cluster.push(uniqueness(
+        "unique machine-id",
+        "machine-id",
+        nodes.iter().filter_map(|(n, f, _)| f.machine_id.clone().map(|u| (*n, u))).collect(),
+        nodes.len(),
+    ));
+    if let Some((host, _, skew)) = reached.iter().max_by_key(|(_, _, s)| s.abs()) {
+        let spread = reached.iter().map(|(_, _, s)| *s).max().unwrap_or(0)
+            - reached.iter().map(|(_, _, s)| *s).min().unwrap_or(0);
+        cluster.push(
+            finding(
+                "clock skew",
+                if spread <= settings.max_clock_skew_ms && skew.abs() <= settings.max_clock_skew_ms {
+                    Status::Pass
+                } else {
+                    Status::Fail
+                },
+                format!("largest {skew:+} ms ({host}), spread {spread} ms"),
+                format!("within {} ms", settings.max_clock_skew_ms),
+            )
+            .advise("run a time sync service on every host"),
+        );
+    }
+    let masters = inv.hosts_with(Role::Master).count();
+    let status = match masters {
+        1 => Status::Warn,
+        n if n % 2 == 1 => Status::Pass,
+        _ => Status::Fail,
+    };
+    cluster.push(
+        finding("masters", status, masters.to_string(), "odd (3 for HA)")
+            .advise("use 3 masters for a highly available control plane"),
+    );
+
+    CheckReport { baseline_relaxations: inv.baselines.relaxations(), hosts, cluster }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::facts::HostFacts;
+    use groundwork_protocol::facts::{Filesystem, Interface, Os};
+
+    fn inventory(extra: &str) -> Inventory {
+        let text = format!(
+            "apiVersion: groundwork/v1alpha1\nkind: Cluster\ncluster: {{name: t}}\nssh: {{useAgent: true}}\nhosts:\n\
+             - {{name: m1, address: 10.0.0.1, roles: [master]}}\n- {{name: w1, address: 10.0.0.2, roles: [worker]}}\n{extra}"
+        );
+        serde_yaml_ng::from_str(&text).expect("test inventory")
+    }
+
+    fn facts(host: &str, mem_gib: u64, cpus: u32, mac: &str) -> Facts {
+        Facts {
+            hostname: host.into(),
+            os: Os { id: "debian".into(), version_id: "12".into(), codename: None, pretty_name: "Debian 12".into() },
+            cpu: groundwork_protocol::facts::Cpu { count: cpus, model: "x".into() },
+            memory: groundwork_protocol::facts::Memory { total_bytes: mem_gib << 30, ..Default::default() },
+            filesystems: vec![Filesystem {
+                path: "/".into(),
+                mount_point: "/".into(),
+                fs_type: "ext4".into(),
+                total_bytes: 100 << 30,
+                available_bytes: 50 << 30,
+            }],
+            interfaces: vec![Interface { name: "eth0".into(), mac: Some(mac.into()), addresses: vec![], up: true }],
+            machine_id: Some(format!("id-{host}")),
+            kernel_features: groundwork_protocol::facts::KernelFeatures {
+                overlay: FeatureState::Available,
+                br_netfilter: FeatureState::Available,
+                ..Default::default()
+            },
+            cgroup: groundwork_protocol::facts::Cgroup { version: 2, systemd_init: true },
+            ..Default::default()
+        }
+    }
+
+    fn report(name: &str, role: &str, f: Facts) -> HostReport {
+        HostReport {
+            name: name.into(),
+            address: "x".into(),
+            roles: vec![role.into()],
+            result: HostResult::Facts(Box::new(HostFacts {
+                facts: f,
+                clock_skew_ms: 5,
+                agent_uploaded: false,
+                elapsed_ms: 1,
+            })),
+        }
+    }
+
+    fn status_of<'a>(r: &'a CheckReport, host: &str, check: &str) -> &'a Finding {
+        r.hosts
+            .iter()
+            .find(|h| h.name == host)
+            .and_then(|h| h.findings.iter().find(|f| f.check == check))
+            .expect("finding")
+    }
+
+    #[test]
+    fn guide_baselines_pass_and_fail() {
+        let inv = inventory("");
+        let r = evaluate(
+            &inv,
+            &[report("m1", "master", facts("m1", 4, 2, "aa")), report("w1", "worker", facts("w1", 8, 4, "bb"))],
+            &CheckSettings::default(),
+        );
+        assert_eq!(status_of(&r, "m1", "memory").status, Status::Pass);
+        let w = status_of(&r, "w1", "memory");
+        assert_eq!(w.status, Status::Fail);
+        assert_eq!((w.measured.as_str(), w.required.as_str()), ("8Gi", "16Gi"));
+        assert!(!r.passed());
+    }
+
+    #[test]
+    fn memory_tolerance_and_recommendation() {
+        let inv = inventory("");
+        // A "16 GB" VM showing 15.5 GiB passes; a master at 3 GiB is below the 4 GiB recommendation.
+        let mut w = facts("w1", 0, 4, "bb");
+        w.memory.total_bytes = (155 << 30) / 10;
+        let r = evaluate(
+            &inv,
+            &[report("m1", "master", facts("m1", 3, 2, "aa")), report("w1", "worker", w)],
+            &CheckSettings::default(),
+        );
+        assert_eq!(status_of(&r, "w1", "memory").status, Status::Pass);
+        assert_eq!(status_of(&r, "m1", "memory").status, Status::Warn);
+    }
+
+    #[test]
+    fn shared_identities_and_unreachable_hosts_fail_the_cluster() {
+        let inv = inventory("baselines: {profile: lab}\n");
+        let mut w = facts("w1", 16, 4, "aa");
+        w.machine_id = Some("id-m1".into());
+        let unreachable = HostReport {
+            name: "w2".into(),
+            address: "x".into(),
+            roles: vec!["worker".into()],
+            result: HostResult::Failed { error: "refused".into() },
+        };
+        let r = evaluate(
+            &inv,
+            &[report("m1", "master", facts("m1", 4, 2, "aa")), report("w1", "worker", w), unreachable],
+            &CheckSettings::default(),
+        );
+        let c = |name: &str| r.cluster.iter().find(|f| f.check == name).unwrap();
+        assert_eq!(c("unique MAC").status, Status::Fail);
+        assert!(c("unique MAC").measured.contains("aa on m1, w1"));
+        assert_eq!(c("unique machine-id").status, Status::Fail);
+        assert_eq!(c("answered").measured, "2 of 3 hosts");
+        assert_eq!(c("unique product_uuid").status, Status::Warn);
+        assert!(r.baseline_relaxations.iter().any(|l| l.contains("lab")));
+    }
+
+    #[test]
+    fn busy_ports_fail_unless_kubernetes_is_installed() {
+        let inv = inventory("");
+        let mut m = facts("m1", 4, 2, "aa");
+        m.listening_tcp_ports = vec![22, 6443];
+        let r = evaluate(&inv, &[report("m1", "master", m.clone())], &CheckSettings::default());
+        assert_eq!(status_of(&r, "m1", "ports").status, Status::Fail);
+        m.installed.kubeadm = Some("v1.33.3".into());
+        let r = evaluate(&inv, &[report("m1", "master", m)], &CheckSettings::default());
+        assert_eq!(status_of(&r, "m1", "ports").status, Status::Warn);
+    }
+}

@@ -1,0 +1,189 @@
+//! `facts`: reach every host (and the bastion) in parallel, put the agent there once, and ask it
+//! what the host is. One host that cannot be reached is reported with the reason; the others go on.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use groundwork_protocol::{Action, Facts, Outcome};
+use serde::Serialize;
+
+use crate::agent::{AgentBinary, AgentError, AgentSession, Upload, ensure_uploaded};
+use crate::inventory::LoadedInventory;
+use crate::transport::{Target, Transport, TransportError, TransportOptions, target};
+
+/// What happens to one host, for progress displays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Connecting,
+    Uploading,
+    Gathering,
+    Done,
+    Failed,
+}
+
+/// Receives progress; the command layer draws it, tests ignore it.
+pub trait Progress: Send + Sync {
+    fn stage(&self, host: &str, stage: Stage);
+}
+
+pub struct NoProgress;
+impl Progress for NoProgress {
+    fn stage(&self, _: &str, _: Stage) {}
+}
+
+#[derive(Debug, Clone)]
+pub struct FactsOptions {
+    pub transport: TransportOptions,
+    /// The agent binary (None: found next to the controller; see `AgentBinary::locate`).
+    pub agent: Option<PathBuf>,
+    /// How long one agent request may take.
+    pub agent_timeout: Duration,
+}
+
+/// One host's facts, as measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct HostFacts {
+    pub facts: Facts,
+    /// Host clock minus controller clock, in ms, corrected for half the round trip.
+    pub clock_skew_ms: i64,
+    /// Whether the agent had to be uploaded this time.
+    pub agent_uploaded: bool,
+    pub elapsed_ms: u64,
+}
+
+/// One host's outcome: its facts, or why there are none.
+#[derive(Debug, Serialize)]
+pub struct HostReport {
+    pub name: String,
+    pub address: String,
+    pub roles: Vec<String>,
+    #[serde(flatten)]
+    pub result: HostResult,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HostResult {
+    Facts(Box<HostFacts>),
+    /// Not reached, or reached but the agent failed; `error` names the host and says why.
+    Failed {
+        error: String,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FactsError {
+    #[error(transparent)]
+    Agent(#[from] AgentError),
+    #[error("cannot reach the bastion: {0}")]
+    Bastion(TransportError),
+}
+
+pub fn transport_options(loaded: &LoadedInventory, accept_new: bool) -> TransportOptions {
+    TransportOptions {
+        known_hosts: target::known_hosts_file(loaded),
+        accept_new,
+        connect_timeout: Duration::from_secs(20),
+        max_handshakes: 32,
+        attempts: 3,
+        base_dir: loaded.base_dir.clone(),
+    }
+}
+
+/// Gathers facts from the bastion (first) and every host, in parallel.
+pub async fn gather(
+    loaded: &LoadedInventory,
+    opts: &FactsOptions,
+    progress: Arc<dyn Progress>,
+) -> Result<Vec<HostReport>, FactsError> {
+    let agent = Arc::new(AgentBinary::locate(opts.agent.as_deref())?);
+    let bastion = target::bastion(loaded);
+    if let Some(b) = &bastion {
+        progress.stage(&b.name, Stage::Connecting);
+    }
+    let transport = match Transport::connect(bastion.as_ref(), opts.transport.clone()).await {
+        Ok(t) => Arc::new(t),
+        Err(e) => {
+            if let Some(b) = &bastion {
+                progress.stage(&b.name, Stage::Failed);
+            }
+            return Err(FactsError::Bastion(e));
+        }
+    };
+    let mut targets: Vec<(Target, bool)> = bastion.into_iter().map(|b| (b, true)).collect();
+    targets.extend(target::hosts(loaded).into_iter().map(|t| (t, false)));
+
+    let tasks = targets.into_iter().map(|(t, is_bastion)| {
+        let (transport, agent, progress, opts) = (transport.clone(), agent.clone(), progress.clone(), opts.clone());
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let result = host_facts(&transport, &t, is_bastion, &agent, &opts, progress.as_ref()).await;
+            progress.stage(&t.name, if result.is_ok() { Stage::Done } else { Stage::Failed });
+            let roles = if is_bastion {
+                vec!["bastion".to_string()]
+            } else {
+                t.roles.iter().map(|r| r.as_str().to_string()).collect()
+            };
+            HostReport {
+                name: t.name.clone(),
+                address: t.address.clone(),
+                roles,
+                result: match result {
+                    Ok(mut f) => {
+                        f.elapsed_ms = started.elapsed().as_millis() as u64;
+                        HostResult::Facts(Box::new(f))
+                    }
+                    // One line per host, whatever the far side printed.
+                    Err(e) => {
+                        HostResult::Failed { error: e.to_string().split_whitespace().collect::<Vec<_>>().join(" ") }
+                    }
+                },
+            }
+        })
+    });
+    let mut reports = Vec::new();
+    for joined in futures::future::join_all(tasks).await {
+        match joined {
+            Ok(r) => reports.push(r),
+            Err(e) => tracing::error!("a host task panicked: {e}"),
+        }
+    }
+    if let Ok(t) = Arc::try_unwrap(transport) {
+        t.close().await;
+    }
+    Ok(reports)
+}
+
+async fn host_facts(
+    transport: &Transport,
+    t: &Target,
+    is_bastion: bool,
+    agent: &AgentBinary,
+    opts: &FactsOptions,
+    progress: &dyn Progress,
+) -> Result<HostFacts, AgentError> {
+    progress.stage(&t.name, Stage::Connecting);
+    let session = if is_bastion { transport.open_bastion(t).await? } else { transport.open(t).await? };
+    progress.stage(&t.name, Stage::Uploading);
+    let uploaded = ensure_uploaded(&session, agent).await? == Upload::Uploaded;
+    progress.stage(&t.name, Stage::Gathering);
+    let mut running = AgentSession::start(&session, opts.agent_timeout).await?;
+    let sent = now_ms();
+    let outcome = running.call(Action::Facts, opts.agent_timeout).await?;
+    let received = now_ms();
+    running.finish().await;
+    session.close().await;
+    let Outcome::Facts(facts) = outcome else {
+        return Err(AgentError::Protocol {
+            host: t.name.clone(),
+            message: "answered facts with something else".into(),
+        });
+    };
+    let clock_skew_ms = facts.time_unix_ms - (sent + received) / 2;
+    Ok(HostFacts { facts: *facts, clock_skew_ms, agent_uploaded: uploaded, elapsed_ms: 0 })
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
