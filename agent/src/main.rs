@@ -1,19 +1,29 @@
 //! groundwork-agent: the small static binary the controller uploads to every node and runs over
-//! the SSH channel. It gathers facts and performs idempotent actions, speaking a versioned
-//! JSON-lines protocol on stdin/stdout. This first version only identifies itself; facts and
-//! actions arrive with the transport.
+//! the SSH channel. `serve` speaks the JSON-lines protocol of `groundwork-protocol` on
+//! stdin/stdout; diagnostics go to stderr.
 
-/// Bumped whenever a request or response changes shape; the controller refuses a mismatch.
-const PROTOCOL_VERSION: u32 = 1;
+mod facts;
+mod serve;
+
+use groundwork_protocol::PROTOCOL_VERSION;
 
 fn main() -> std::process::ExitCode {
     match std::env::args().nth(1).as_deref() {
+        Some("serve") => match serve::serve(std::io::stdin().lock(), std::io::stdout().lock()) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("groundwork-agent: {e}");
+                std::process::ExitCode::FAILURE
+            }
+        },
         Some("--version" | "version") => {
             println!("{{\"agent\":\"{}\",\"protocol\":{PROTOCOL_VERSION}}}", env!("CARGO_PKG_VERSION"));
             std::process::ExitCode::SUCCESS
         }
         _ => {
-            eprintln!("usage: groundwork-agent version\n(run by the groundwork controller over SSH, not by hand)");
+            eprintln!(
+                "usage: groundwork-agent serve | version\n(run by the groundwork controller over SSH, not by hand)"
+            );
             std::process::ExitCode::from(2)
         }
     }

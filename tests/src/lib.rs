@@ -54,6 +54,59 @@ impl Lab {
     }
 }
 
+impl Lab {
+    /// The `groundwork` binary cargo built beside this test.
+    pub fn groundwork_bin(&self) -> PathBuf {
+        let exe = std::env::current_exe().expect("test executable path");
+        // target/debug/deps/<test> -> target/debug/groundwork
+        let bin = exe.parent().and_then(Path::parent).map(|d| d.join("groundwork")).expect("target dir");
+        assert!(bin.is_file(), "{} is missing: run the tests through cargo (tests/run)", bin.display());
+        bin
+    }
+
+    /// Runs `groundwork ARGS`.
+    pub fn groundwork(&self, args: &[&str]) -> Output {
+        Command::new(self.groundwork_bin()).args(args).current_dir(&self.root).output().expect("groundwork runs")
+    }
+
+    /// A scratch directory for one test, emptied first.
+    pub fn scratch(&self, name: &str) -> PathBuf {
+        let dir = self.state.join("test-scratch").join(name);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        dir
+    }
+
+    /// A copy of the lab inventory in `dir`, with its own copy of known_hosts, after `edit`.
+    /// Paths are made absolute so that the copy works from anywhere.
+    pub fn inventory_copy(&self, dir: &Path, edit: impl FnOnce(String) -> String) -> PathBuf {
+        let text = std::fs::read_to_string(&self.inventory_path).expect("lab inventory");
+        let lab = self.state.display().to_string();
+        let shared = self.root.join("../shared").canonicalize().unwrap_or_else(|_| self.root.join("../shared"));
+        let text = text
+            .replace("../.lab/known_hosts", &dir.join("known_hosts").display().to_string())
+            .replace("../.lab/", &format!("{lab}/"))
+            .replace("../../shared/", &format!("{}/", shared.display()));
+        std::fs::copy(self.state.join("known_hosts"), dir.join("known_hosts")).expect("copy known_hosts");
+        let path = dir.join("inventory.yaml");
+        std::fs::write(&path, edit(text)).expect("write inventory copy");
+        path
+    }
+
+    pub fn json(&self, out: &Output) -> serde_json::Value {
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", text(&out.stdout), text(&out.stderr)))
+    }
+}
+
+/// The facts report's entry for `host`.
+pub fn host<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report
+        .as_array()
+        .and_then(|a| a.iter().find(|h| h["name"] == name))
+        .unwrap_or_else(|| panic!("no {name} in {report}"))
+}
+
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }

@@ -23,8 +23,11 @@ pub struct Facts {
     pub product_uuid: Option<String>,
     /// /etc/machine-id.
     pub machine_id: Option<String>,
-    /// The agent's clock when it gathered the facts, in milliseconds since the Unix epoch.
+    /// The agent's clock when it finished gathering, in milliseconds since the Unix epoch.
     pub time_unix_ms: i64,
+    /// How long gathering took, so the controller can tell when the request arrived (NTP-style
+    /// clock offset: ((arrived - sent) + (finished - received)) / 2).
+    pub gather_ms: u64,
     pub cgroup: Cgroup,
     pub kernel_features: KernelFeatures,
     /// TCP ports something listens on (from /proc/net/tcp and tcp6).

@@ -26,6 +26,8 @@ pub struct Hello {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Request {
     pub id: u64,
+    /// Flattened: a request reads `{"id":1,"action":"facts"}` plus the action's own fields.
+    #[serde(flatten)]
     pub action: Action,
 }
 
@@ -70,7 +72,7 @@ mod tests {
     fn requests_and_responses_round_trip_as_single_lines() {
         let req = Request { id: 7, action: Action::Facts };
         let line = encode_line(&req);
-        assert!(line.ends_with('\n') && !line.trim_end().contains('\n'));
+        assert_eq!(line, "{\"id\":7,\"action\":\"facts\"}\n");
         assert_eq!(serde_json::from_str::<Request>(&line).unwrap(), req);
 
         let resp = Response { id: 7, outcome: Outcome::Error { message: "no".into() } };

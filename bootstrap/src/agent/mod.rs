@@ -26,6 +26,12 @@ pub enum AgentError {
          GROUNDWORK_AGENT at it"
     )]
     NotFound { searched: String },
+    #[error(
+        "the agent binary {} is dynamically linked; groundwork uploads a static one: \
+         cargo build -p groundwork-agent --profile release-agent --target x86_64-unknown-linux-musl",
+        path.display()
+    )]
+    NotStatic { path: PathBuf },
     #[error("cannot read the agent binary {}: {source}", path.display())]
     Read { path: PathBuf, source: std::io::Error },
     #[error(transparent)]
@@ -76,13 +82,40 @@ impl AgentBinary {
                 c
             }
         };
-        let found = candidates.iter().find(|p| p.is_file()).ok_or_else(|| AgentError::NotFound {
+        for path in candidates.iter().filter(|p| p.is_file()) {
+            let bytes = std::fs::read(path).map_err(|source| AgentError::Read { path: path.clone(), source })?;
+            // A dynamically linked agent (e.g. a plain `cargo build` beside the controller) may not
+            // run on the nodes' libc: only a static one is carried.
+            if !is_static_elf(&bytes) {
+                if explicit.is_some() {
+                    return Err(AgentError::NotStatic { path: path.clone() });
+                }
+                tracing::debug!(path = %path.display(), "skipping an agent binary that is not static");
+                continue;
+            }
+            let sha256 = hex(&Sha256::digest(&bytes));
+            return Ok(AgentBinary { path: path.clone(), bytes: bytes.into(), sha256 });
+        }
+        Err(AgentError::NotFound {
             searched: candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
-        })?;
-        let bytes = std::fs::read(found).map_err(|source| AgentError::Read { path: found.clone(), source })?;
-        let sha256 = hex(&Sha256::digest(&bytes));
-        Ok(AgentBinary { path: found.clone(), bytes: bytes.into(), sha256 })
+        })
     }
+}
+
+/// True for a 64-bit little-endian ELF executable without an interpreter (PT_INTERP), i.e. one
+/// that needs no dynamic loader or libc on the node.
+fn is_static_elf(bytes: &[u8]) -> bool {
+    const PT_INTERP: u32 = 3;
+    let u16_at = |o: usize| bytes.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]) as usize);
+    let u32_at = |o: usize| bytes.get(o..o + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    let u64_at = |o: usize| bytes.get(o..o + 8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes);
+    if bytes.get(..6) != Some(&[0x7f, b'E', b'L', b'F', 2, 1][..]) {
+        return false;
+    }
+    let (Some(phoff), Some(phentsize), Some(phnum)) = (u64_at(0x20), u16_at(0x36), u16_at(0x38)) else {
+        return false;
+    };
+    (0..phnum).all(|i| u32_at(phoff as usize + i * phentsize) != Some(PT_INTERP))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -225,5 +258,19 @@ impl AgentSession {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_static_elf;
+
+    #[test]
+    fn tells_static_from_dynamic_executables() {
+        // This test binary is dynamically linked (glibc); /bin/sh on Debian too.
+        let me = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        assert!(!is_static_elf(&me));
+        assert!(!is_static_elf(b"#!/bin/sh\n"));
+        assert!(!is_static_elf(&[]));
     }
 }

@@ -180,7 +180,9 @@ async fn host_facts(
             message: "answered facts with something else".into(),
         });
     };
-    let clock_skew_ms = facts.time_unix_ms - (sent + received) / 2;
+    // NTP's offset: the request arrived at finished - gather_ms by the host's clock.
+    let arrived = facts.time_unix_ms - facts.gather_ms as i64;
+    let clock_skew_ms = ((arrived - sent) + (facts.time_unix_ms - received)) / 2;
     Ok(HostFacts { facts: *facts, clock_skew_ms, agent_uploaded: uploaded, elapsed_ms: 0 })
 }
 

@@ -1,0 +1,78 @@
+//! Versions of what groundwork installs, when it is already there (a re-run, or a host someone
+//! prepared by hand). Each binary is asked for its version with a short deadline.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use groundwork_protocol::facts::Installed;
+
+const DIRS: [&str; 4] = ["/usr/local/bin", "/usr/bin", "/usr/sbin", "/usr/local/sbin"];
+
+fn find(binary: &str) -> Option<String> {
+    DIRS.iter().map(|d| format!("{d}/{binary}")).find(|p| std::path::Path::new(p).is_file())
+}
+
+/// Runs `path args` and returns its stdout, or None after two seconds.
+fn output(path: &str, args: &[&str]) -> Option<String> {
+    let mut child =
+        Command::new(path).args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().ok()?;
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
+    }
+    let out = child.wait_with_output().ok()?;
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The first token that looks like a version (`v1.33.3`, `1.7.24`), from a version banner.
+pub fn version_in(text: &str) -> Option<String> {
+    text.split(|c: char| c.is_whitespace() || c == ',' || c == '"')
+        .map(|t| t.trim_start_matches("version:"))
+        .find(|t| {
+            let t = t.trim_start_matches('v');
+            t.split('.').count() >= 2
+                && t.split('.').all(|p| !p.is_empty() && p.chars().next().is_some_and(|c| c.is_ascii_digit()))
+        })
+        .map(str::to_string)
+}
+
+fn version_of(binary: &str, args: &[&str]) -> Option<String> {
+    let path = find(binary)?;
+    Some(output(&path, args).and_then(|o| version_in(&o)).unwrap_or_else(|| "unknown version".into()))
+}
+
+pub fn installed() -> Installed {
+    Installed {
+        containerd: version_of("containerd", &["--version"]),
+        runc: version_of("runc", &["--version"]),
+        kubelet: version_of("kubelet", &["--version"]),
+        kubeadm: version_of("kubeadm", &["version", "-o", "short"]),
+        kubectl: version_of("kubectl", &["version", "--client"]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::version_in;
+
+    #[test]
+    fn versions_from_banners() {
+        assert_eq!(
+            version_in("containerd github.com/containerd/containerd 1.6.20~ds1 1.6.20~ds1-1+b1\n").as_deref(),
+            Some("1.6.20~ds1")
+        );
+        assert_eq!(version_in("runc version 1.1.5+ds1\ncommit: 1.1.5+ds1-1+deb12u1\n").as_deref(), Some("1.1.5+ds1"));
+        assert_eq!(version_in("Kubernetes v1.33.3\n").as_deref(), Some("v1.33.3"));
+        assert_eq!(version_in("v1.33.3\n").as_deref(), Some("v1.33.3"));
+        assert_eq!(version_in("Client Version: v1.33.3\nKustomize Version: v5.6.0\n").as_deref(), Some("v1.33.3"));
+        assert_eq!(version_in("nothing here"), None);
+    }
+}

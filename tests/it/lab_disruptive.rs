@@ -1,0 +1,83 @@
+//! Tests that change the lab for a moment (a stopped host, a removed agent). tests/run runs this
+//! binary alone, after every other test, one test at a time.
+
+use std::time::{Duration, Instant};
+
+use groundwork_lab_tests::{Lab, host, text};
+
+#[test]
+fn a_stopped_host_is_reported_while_the_others_succeed() {
+    let lab = Lab::require();
+    let c = lab.container("worker-4");
+    assert!(lab.docker(&["stop", "-t", "1", &c]).status.success());
+    let started = Instant::now();
+    let out = lab.groundwork(&["facts", "-i", "inventory/lab.yaml", "-o", "json", "--connect-timeout", "5"]);
+    let took = started.elapsed();
+    // Bring it back before asserting, so that a failure here leaves the lab whole.
+    assert!(lab.docker(&["start", &c]).status.success());
+    wait_for_ssh(&lab, "worker-4");
+
+    assert_eq!(out.status.code(), Some(1), "one host failed");
+    let report = lab.json(&out);
+    let error = host(&report, "worker-4")["error"].as_str().unwrap_or_default().to_string();
+    assert!(error.starts_with("worker-4: "), "{error}");
+    assert!(error.contains("10.78.0.104:22"), "the reason names the address: {error}");
+    for h in lab.inventory.hosts.iter().filter(|h| h.name != "worker-4") {
+        assert!(host(&report, &h.name)["facts"].is_object(), "{} must succeed: {}", h.name, host(&report, &h.name));
+    }
+    assert!(took < Duration::from_secs(40), "bounded by the per-host deadline and retries: {took:?}");
+}
+
+#[test]
+fn the_agent_is_uploaded_once_and_only_when_it_differs() {
+    let lab = Lab::require();
+    let facts = || {
+        let out = lab.groundwork(&["facts", "-i", "inventory/lab.yaml", "-o", "json"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        lab.json(&out)
+    };
+    let uploaded = |r: &serde_json::Value, name: &str| host(r, name)["facts"]["agent_uploaded"].as_bool().unwrap();
+    facts();
+    // A node whose agent is gone, and one whose agent was tampered with, get it again.
+    assert!(
+        lab.docker(&["exec", &lab.container("worker-3"), "rm", "-f", "/var/lib/groundwork/bin/groundwork-agent"])
+            .status
+            .success()
+    );
+    assert!(
+        lab.docker(&[
+            "exec",
+            &lab.container("master-2"),
+            "sh",
+            "-c",
+            "echo tampered >> /var/lib/groundwork/bin/groundwork-agent"
+        ])
+        .status
+        .success()
+    );
+    let second = facts();
+    assert!(uploaded(&second, "worker-3") && uploaded(&second, "master-2"));
+    assert!(!uploaded(&second, "worker-1") && !uploaded(&second, "bastion"));
+    let third = facts();
+    for h in third.as_array().unwrap() {
+        assert_eq!(h["facts"]["agent_uploaded"], false, "{}", h["name"]);
+    }
+    let leftovers =
+        text(&lab.docker(&["exec", &lab.container("worker-3"), "ls", "-a", "/var/lib/groundwork/bin"]).stdout);
+    assert_eq!(
+        leftovers.split_whitespace().filter(|f| !f.starts_with('.') || f.len() > 2).collect::<Vec<_>>(),
+        vec!["groundwork-agent"],
+        "no temporary files left"
+    );
+}
+
+fn wait_for_ssh(lab: &Lab, name: &str) {
+    for _ in 0..120 {
+        let out = lab.docker(&["exec", &lab.container(name), "systemctl", "is-active", "ssh"]);
+        if text(&out.stdout).trim() == "active" {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    panic!("{name} did not come back");
+}
