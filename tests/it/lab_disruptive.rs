@@ -36,7 +36,7 @@ fn the_agent_is_uploaded_once_and_only_when_it_differs() {
         assert!(out.status.success(), "{}", text(&out.stderr));
         lab.json(&out)
     };
-    let uploaded = |r: &serde_json::Value, name: &str| host(r, name)["facts"]["agent_uploaded"].as_bool().unwrap();
+    let uploaded = |r: &serde_json::Value, name: &str| host(r, name)["agent_uploaded"].as_bool().unwrap();
     facts();
     // A node whose agent is gone, and one whose agent was tampered with, get it again.
     assert!(
@@ -60,7 +60,7 @@ fn the_agent_is_uploaded_once_and_only_when_it_differs() {
     assert!(!uploaded(&second, "worker-1") && !uploaded(&second, "bastion"));
     let third = facts();
     for h in third.as_array().unwrap() {
-        assert_eq!(h["facts"]["agent_uploaded"], false, "{}", h["name"]);
+        assert_eq!(h["agent_uploaded"], false, "{}", h["name"]);
     }
     let leftovers =
         text(&lab.docker(&["exec", &lab.container("worker-3"), "ls", "-a", "/var/lib/groundwork/bin"]).stdout);

@@ -14,7 +14,7 @@ fn facts_match_what_the_lab_knows() {
     assert_eq!(host(&report, "bastion")["roles"][0], "bastion");
     for h in &lab.inventory.hosts {
         let r = host(&report, &h.name);
-        let f = &r["facts"]["facts"];
+        let f = &r["facts"];
         assert_eq!(f["hostname"], h.name.as_str(), "{}", h.name);
         let addresses: Vec<&str> = f["interfaces"]
             .as_array()
@@ -340,5 +340,5 @@ fn without_a_bastion_hosts_are_reached_directly() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let report = lab.json(&out);
     assert_eq!(report.as_array().unwrap().len(), 1);
-    assert_eq!(host(&report, "bastion")["facts"]["facts"]["hostname"], "bastion");
+    assert_eq!(host(&report, "bastion")["facts"]["hostname"], "bastion");
 }

@@ -62,8 +62,9 @@ pub struct HostReport {
     pub result: HostResult,
 }
 
+/// In JSON a host carries either `facts` (with `clock_skew_ms`, `agent_uploaded`, `elapsed_ms`) or `error`.
 #[derive(Debug, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(untagged)]
 pub enum HostResult {
     Facts(Box<HostFacts>),
     /// Not reached, or reached but the agent failed; `error` names the host and says why.

@@ -34,8 +34,10 @@ pub enum TransportError {
     Sudo { host: String, message: String },
     #[error(transparent)]
     Secret(#[from] SecretError),
-    #[error("{host}: no answer within {seconds} s")]
-    Timeout { host: String, seconds: u64 },
+    #[error("{host}: no answer from {address} within {seconds} s")]
+    Timeout { host: String, address: String, seconds: u64 },
+    #[error("{last} (gave up after {attempts} attempts)")]
+    GaveUp { last: Box<TransportError>, attempts: u32 },
     #[error("{host}: cannot connect to {address}: {message}")]
     Connect { host: String, address: String, message: String },
     #[error("the bastion is not connected: {0}")]
@@ -137,7 +139,11 @@ impl Transport {
                 let deadline = self.opts.connect_timeout;
                 match tokio::time::timeout(deadline, self.open_once(target, route, privileged)).await {
                     Ok(r) => r,
-                    Err(_) => Err(TransportError::Timeout { host: target.name.clone(), seconds: deadline.as_secs() }),
+                    Err(_) => Err(TransportError::Timeout {
+                        host: target.name.clone(),
+                        address: target.socket_label(),
+                        seconds: deadline.as_secs(),
+                    }),
                 }
             };
             match result {
@@ -146,6 +152,9 @@ impl Transport {
                     tokio::time::sleep(delay).await;
                     delay *= 2;
                     attempt += 1;
+                }
+                Err(e) if e.is_transient() => {
+                    return Err(TransportError::GaveUp { last: Box::new(e), attempts: attempt });
                 }
                 other => return other,
             }
