@@ -18,7 +18,7 @@ STATE=$ROOT/.lab
 SIZES=("${@:-10 50 100}")
 read -r -a SIZES <<<"${SIZES[*]}"
 
-command -v /usr/bin/time >/dev/null || { apt-get install -y -qq time >/dev/null; }
+for tool in /usr/bin/time:time bc:bc; do command -v "${tool%%:*}" >/dev/null || apt-get install -y -qq "${tool#*:}" >/dev/null; done
 VENV=$STATE/bench-venv
 if [[ ! -x $VENV/bin/ansible ]]; then
     echo "installing ansible-core into $VENV (PyPI)"
@@ -44,7 +44,8 @@ rows=()
 for n in "${SIZES[@]}"; do
     workers=$((n - 5))
     echo "== N=$n: resizing the lab to $workers workers"
-    tests/lab/lab up --workers "$workers" | tail -1
+    tests/lab/lab up --workers "$workers" >"$STATE/bench-lab-up.log" 2>&1 || { cat "$STATE/bench-lab-up.log"; exit 1; }
+    tail -1 "$STATE/bench-lab-up.log"
     inv=$STATE/inventory.yaml
     [[ $workers == 4 ]] && inv=$ROOT/inventory/lab.yaml
     # The agent is removed first so that the cold run really uploads it everywhere.

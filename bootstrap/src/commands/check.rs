@@ -1,12 +1,9 @@
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use groundwork::ops::check::{CheckReport, CheckSettings, Status, evaluate};
-use groundwork::ops::facts::gather;
 
 use super::connect_args::ConnectArgs;
 use super::exit;
-use super::progress::HostProgress;
 use super::table::Table;
 
 /// Check every host against its role's hardware baseline, and the cluster as a whole; refuses
@@ -33,13 +30,8 @@ pub enum Format {
 }
 
 pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
-    let loaded = super::load_inventory(&args.connect.inventory)?;
-    let opts = args.connect.facts_options(&loaded);
-    let hosts = loaded.inventory.hosts.len() + usize::from(loaded.inventory.bastion.is_some());
-    let progress = Arc::new(HostProgress::new(hosts, "check", args.output == Format::Table));
-    let reports = super::runtime()?.block_on(gather(&loaded, &opts, progress.clone()));
-    progress.finish();
-    let report = evaluate(&loaded.inventory, &reports?, &CheckSettings { max_clock_skew_ms: args.max_clock_skew });
+    let (loaded, reports) = args.connect.gather("check", args.output == Format::Table)?;
+    let report = evaluate(&loaded.inventory, &reports, &CheckSettings { max_clock_skew_ms: args.max_clock_skew });
     match args.output {
         Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         Format::Table => print_report(&report, args.problems),

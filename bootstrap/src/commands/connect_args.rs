@@ -3,8 +3,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use groundwork::inventory::LoadedInventory;
-use groundwork::ops::facts::{FactsOptions, transport_options};
+use groundwork::ops::facts::{FactsOptions, HostReport, gather, transport_options};
+
+use super::progress::HostProgress;
 
 #[derive(Debug, clap::Args)]
 pub struct ConnectArgs {
@@ -26,6 +30,18 @@ pub struct ConnectArgs {
 }
 
 impl ConnectArgs {
+    /// Loads the inventory and gathers every host's facts, drawing progress (labelled `verb`)
+    /// when `show_progress` and stderr is a terminal.
+    pub fn gather(&self, verb: &str, show_progress: bool) -> anyhow::Result<(LoadedInventory, Vec<HostReport>)> {
+        let loaded = super::load_inventory(&self.inventory)?;
+        let opts = self.facts_options(&loaded);
+        let hosts = loaded.inventory.hosts.len() + usize::from(loaded.inventory.bastion.is_some());
+        let progress = Arc::new(HostProgress::new(hosts, verb, show_progress));
+        let reports = super::runtime()?.block_on(gather(&loaded, &opts, progress.clone()));
+        progress.finish();
+        Ok((loaded, reports?))
+    }
+
     pub fn facts_options(&self, loaded: &LoadedInventory) -> FactsOptions {
         let mut transport = transport_options(loaded, self.accept_new);
         transport.connect_timeout = Duration::from_secs(self.connect_timeout.max(1));

@@ -1,11 +1,9 @@
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use groundwork::ops::facts::{HostReport, HostResult, gather};
+use groundwork::ops::facts::{HostReport, HostResult};
 
 use super::connect_args::ConnectArgs;
 use super::exit;
-use super::progress::HostProgress;
 use super::table::{Table, bytes, human_ms};
 
 /// Log in to every host through the bastion and show what each one is.
@@ -26,13 +24,7 @@ pub enum Format {
 }
 
 pub fn run(args: FactsArgs) -> anyhow::Result<ExitCode> {
-    let loaded = super::load_inventory(&args.connect.inventory)?;
-    let opts = args.connect.facts_options(&loaded);
-    let hosts = loaded.inventory.hosts.len() + usize::from(loaded.inventory.bastion.is_some());
-    let progress = Arc::new(HostProgress::new(hosts, "facts", args.output == Format::Table));
-    let reports = super::runtime()?.block_on(gather(&loaded, &opts, progress.clone()));
-    progress.finish();
-    let reports = reports?;
+    let (_, reports) = args.connect.gather("facts", args.output == Format::Table)?;
     match args.output {
         Format::Json => println!("{}", serde_json::to_string_pretty(&reports)?),
         Format::Yaml => print!("{}", serde_yaml_ng::to_string(&reports)?),
