@@ -3,8 +3,9 @@
 //! renamed, so a node never runs a half-written agent), and talking to it.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
+
+use bytes::Bytes;
 
 use groundwork_protocol::{Action, Hello, Outcome, PROTOCOL_VERSION, Request, Response, encode_line};
 use russh::ChannelMsg;
@@ -54,7 +55,8 @@ pub enum AgentError {
 #[derive(Debug, Clone)]
 pub struct AgentBinary {
     pub path: PathBuf,
-    pub bytes: Arc<[u8]>,
+    /// Shared, not copied, by every upload.
+    pub bytes: Bytes,
     pub sha256: String,
 }
 
@@ -94,7 +96,7 @@ impl AgentBinary {
                 continue;
             }
             let sha256 = hex(&Sha256::digest(&bytes));
-            return Ok(AgentBinary { path: path.clone(), bytes: bytes.into(), sha256 });
+            return Ok(AgentBinary { path: path.clone(), bytes: Bytes::from(bytes), sha256 });
         }
         Err(AgentError::NotFound {
             searched: candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
@@ -122,28 +124,50 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Upload {
-    Uploaded,
-    AlreadyPresent,
+/// What the node had when the controller tried to start the agent.
+pub enum Started {
+    Running(AgentSession),
+    /// The node has no agent, or another one; `arch` is the node's `uname -m`.
+    Missing {
+        arch: String,
+    },
 }
 
-/// Puts the agent on the node unless it already has this exact binary.
-pub async fn ensure_uploaded(session: &NodeSession, agent: &AgentBinary) -> Result<Upload, AgentError> {
+/// The line the start script prints instead of starting an agent that is missing or differs.
+const MISSING: &str = "GROUNDWORK-AGENT-MISSING";
+
+/// Starts the agent with one command when the node already has this exact binary (the usual,
+/// warm case: one SSH channel per host); otherwise reports what must be uploaded.
+pub async fn start(session: &NodeSession, agent: &AgentBinary, timeout: Duration) -> Result<Started, AgentError> {
+    let script = format!(
+        "a={REMOTE_PATH}; if [ \"$(sha256sum < $a 2>/dev/null)\" = \"{sum}  -\" ]; then exec $a serve; fi; \
+         echo {MISSING} $(uname -m)",
+        sum = agent.sha256
+    );
+    let mut running = AgentSession::open(session, &script).await?;
+    let line = running.read_line(timeout).await?;
+    if let Some(arch) = line.strip_prefix(MISSING) {
+        running.finish().await;
+        return Ok(Started::Missing { arch: arch.trim().to_string() });
+    }
+    running.greeted(&line)?;
+    Ok(Started::Running(running))
+}
+
+/// Puts the agent on the node: written beside its final name, checksum verified, then renamed,
+/// so that a node never runs a half-written agent. `uploads` bounds how many hosts receive it at
+/// once: each upload in flight holds the binary in SSH window buffers, so this bounds the
+/// controller's memory on a cold run.
+pub async fn upload(
+    session: &NodeSession,
+    agent: &AgentBinary,
+    arch: &str,
+    uploads: &tokio::sync::Semaphore,
+) -> Result<(), AgentError> {
     let host = &session.target.name;
-    let probe =
-        session.exec_privileged(&format!("uname -m; sha256sum {REMOTE_PATH} 2>/dev/null || true"), None).await?;
-    let text = probe.stdout_text();
-    let mut lines = text.lines();
-    let arch = lines.next().unwrap_or("").trim().to_string();
     if arch != AGENT_ARCH {
-        return Err(AgentError::Architecture { host: host.clone(), arch });
+        return Err(AgentError::Architecture { host: host.clone(), arch: arch.to_string() });
     }
-    let present = lines.next().and_then(|l| l.split_whitespace().next()).unwrap_or("");
-    if present == agent.sha256 {
-        return Ok(Upload::AlreadyPresent);
-    }
-    // Written beside its final name and renamed only once the checksum matches.
     let script = format!(
         "set -e; umask 022; mkdir -p {REMOTE_DIR}; tmp={REMOTE_DIR}/.groundwork-agent.$$; \
          trap 'rm -f \"$tmp\"' EXIT; cat > \"$tmp\"; \
@@ -151,7 +175,9 @@ pub async fn ensure_uploaded(session: &NodeSession, agent: &AgentBinary) -> Resu
          trap - EXIT",
         sum = agent.sha256
     );
-    let out = session.exec_privileged(&script, Some(&agent.bytes)).await?;
+    let _permit =
+        uploads.acquire().await.map_err(|e| AgentError::Upload { host: host.clone(), message: e.to_string() })?;
+    let out = session.exec_privileged_shared(&script, Some(agent.bytes.clone())).await?;
     if !out.success() {
         let why = out.stderr_text();
         return Err(AgentError::Upload {
@@ -159,7 +185,7 @@ pub async fn ensure_uploaded(session: &NodeSession, agent: &AgentBinary) -> Resu
             message: if why.is_empty() { format!("exit status {}", out.status) } else { why },
         });
     }
-    Ok(Upload::Uploaded)
+    Ok(())
 }
 
 /// A running agent on one node.
@@ -175,25 +201,40 @@ pub struct AgentSession {
 const STDERR_KEPT: usize = 4096;
 
 impl AgentSession {
-    /// Starts `groundwork-agent serve` with root rights and checks its protocol version.
-    pub async fn start(session: &NodeSession, timeout: Duration) -> Result<AgentSession, AgentError> {
-        let channel = session.open_privileged(&format!("{REMOTE_PATH} serve")).await?;
-        let mut agent = AgentSession {
+    /// Starts the agent that is known to be on the node.
+    pub async fn start_known(session: &NodeSession, timeout: Duration) -> Result<AgentSession, AgentError> {
+        let mut agent = AgentSession::open(session, &format!("{REMOTE_PATH} serve")).await?;
+        let line = agent.read_line(timeout).await?;
+        agent.greeted(&line)?;
+        Ok(agent)
+    }
+
+    /// Runs `command` with root rights and keeps its channel.
+    async fn open(session: &NodeSession, command: &str) -> Result<AgentSession, AgentError> {
+        let channel = session.open_privileged(command).await?;
+        Ok(AgentSession {
             host: session.target.name.clone(),
             channel,
             buffer: Vec::new(),
             stderr: Vec::new(),
             next_id: 1,
             hello: Hello { protocol: 0, agent_version: String::new() },
-        };
-        let line = agent.read_line(timeout).await?;
-        let hello: Hello = serde_json::from_str(&line)
-            .map_err(|e| agent.protocol_error(format!("sent an unreadable greeting ({e}): {line:.200}")))?;
+        })
+    }
+
+    /// Checks the agent's greeting: the protocol versions must match.
+    fn greeted(&mut self, line: &str) -> Result<(), AgentError> {
+        let hello: Hello = serde_json::from_str(line)
+            .map_err(|e| self.protocol_error(format!("sent an unreadable greeting ({e}): {line:.200}")))?;
         if hello.protocol != PROTOCOL_VERSION {
-            return Err(AgentError::Version { host: agent.host, agent: hello.protocol, controller: PROTOCOL_VERSION });
+            return Err(AgentError::Version {
+                host: self.host.clone(),
+                agent: hello.protocol,
+                controller: PROTOCOL_VERSION,
+            });
         }
-        agent.hello = hello;
-        Ok(agent)
+        self.hello = hello;
+        Ok(())
     }
 
     /// Sends one request and waits for its answer.

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use groundwork_protocol::{Action, Facts, Outcome};
 use serde::Serialize;
 
-use crate::agent::{AgentBinary, AgentError, AgentSession, Upload, ensure_uploaded};
+use crate::agent::{self, AgentBinary, AgentError, AgentSession, Started};
 use crate::inventory::LoadedInventory;
 use crate::transport::{Target, Transport, TransportError, TransportOptions, target};
 
@@ -81,6 +81,9 @@ pub enum FactsError {
     Bastion(TransportError),
 }
 
+/// Agent uploads in flight at once (see `ensure_uploaded`).
+const CONCURRENT_UPLOADS: usize = 16;
+
 pub fn transport_options(loaded: &LoadedInventory, accept_new: bool) -> TransportOptions {
     TransportOptions {
         known_hosts: target::known_hosts_file(loaded),
@@ -112,14 +115,16 @@ pub async fn gather(
             return Err(FactsError::Bastion(e));
         }
     };
+    let uploads = Arc::new(tokio::sync::Semaphore::new(CONCURRENT_UPLOADS));
     let mut targets: Vec<(Target, bool)> = bastion.into_iter().map(|b| (b, true)).collect();
     targets.extend(target::hosts(loaded).into_iter().map(|t| (t, false)));
 
     let tasks = targets.into_iter().map(|(t, is_bastion)| {
         let (transport, agent, progress, opts) = (transport.clone(), agent.clone(), progress.clone(), opts.clone());
+        let uploads = uploads.clone();
         tokio::spawn(async move {
             let started = Instant::now();
-            let result = host_facts(&transport, &t, is_bastion, &agent, &opts, progress.as_ref()).await;
+            let result = host_facts(&transport, &t, is_bastion, &agent, &uploads, &opts, progress.as_ref()).await;
             progress.stage(&t.name, if result.is_ok() { Stage::Done } else { Stage::Failed });
             let roles = if is_bastion {
                 vec!["bastion".to_string()]
@@ -161,20 +166,37 @@ async fn host_facts(
     t: &Target,
     is_bastion: bool,
     agent: &AgentBinary,
+    uploads: &tokio::sync::Semaphore,
     opts: &FactsOptions,
     progress: &dyn Progress,
 ) -> Result<HostFacts, AgentError> {
+    let start = Instant::now();
     progress.stage(&t.name, Stage::Connecting);
     let session = if is_bastion { transport.open_bastion(t).await? } else { transport.open(t).await? };
+    let connected = start.elapsed();
     progress.stage(&t.name, Stage::Uploading);
-    let uploaded = ensure_uploaded(&session, agent).await? == Upload::Uploaded;
+    let (mut running, uploaded) = match agent::start(&session, agent, opts.agent_timeout).await? {
+        Started::Running(running) => (running, false),
+        Started::Missing { arch } => {
+            agent::upload(&session, agent, &arch, uploads).await?;
+            (AgentSession::start_known(&session, opts.agent_timeout).await?, true)
+        }
+    };
+    let checked = start.elapsed();
     progress.stage(&t.name, Stage::Gathering);
-    let mut running = AgentSession::start(&session, opts.agent_timeout).await?;
     let sent = now_ms();
     let outcome = running.call(Action::Facts, opts.agent_timeout).await?;
     let received = now_ms();
     running.finish().await;
     session.close().await;
+    tracing::debug!(
+        host = %t.name,
+        connected_ms = connected.as_millis() as u64,
+        agent_checked_ms = checked.as_millis() as u64,
+        done_ms = start.elapsed().as_millis() as u64,
+        uploaded,
+        "host timings"
+    );
     let Outcome::Facts(facts) = outcome else {
         return Err(AgentError::Protocol {
             host: t.name.clone(),

@@ -1,6 +1,7 @@
 //! An authenticated SSH session on one machine: run a command (optionally with stdin), as the
 //! login user or with root rights through sudo, or open a long-running channel for the agent.
 
+use bytes::Bytes;
 use russh::ChannelMsg;
 use russh::client::{Handle, Msg};
 
@@ -97,10 +98,16 @@ impl NodeSession {
 
     /// Runs `command` through `sh -c` as the login user; `stdin` is written and then closed.
     pub async fn exec(&self, command: &str, stdin: Option<&[u8]>) -> Result<ExecOutput, TransportError> {
+        let parts = stdin.map(|d| vec![Bytes::copy_from_slice(d)]).unwrap_or_default();
+        self.exec_parts(command, parts).await
+    }
+
+    /// Like [`exec`](Self::exec), with stdin given as shared buffers (no copy of large inputs).
+    async fn exec_parts(&self, command: &str, stdin: Vec<Bytes>) -> Result<ExecOutput, TransportError> {
         let mut channel = self.handle.channel_open_session().await?;
         channel.exec(true, command).await?;
-        if let Some(data) = stdin {
-            channel.data_bytes(data.to_vec()).await?;
+        for part in stdin {
+            channel.data_bytes(part).await?;
         }
         channel.eof().await?;
         let (mut stdout, mut stderr, mut status) = (Vec::new(), Vec::new(), None);
@@ -134,11 +141,19 @@ impl NodeSession {
 
     /// Runs `command` with root rights (see [`Privilege`]).
     pub async fn exec_privileged(&self, command: &str, stdin: Option<&[u8]>) -> Result<ExecOutput, TransportError> {
-        let (line, mut input) = self.privileged_command(command);
-        if let Some(data) = stdin {
-            input.extend_from_slice(data);
-        }
-        self.exec(&line, (!input.is_empty()).then_some(&input[..])).await
+        self.exec_privileged_shared(command, stdin.map(Bytes::copy_from_slice)).await
+    }
+
+    /// Like [`exec_privileged`](Self::exec_privileged) with a shared stdin buffer: a large input
+    /// (the agent) sent to many hosts is not copied for each.
+    pub async fn exec_privileged_shared(
+        &self,
+        command: &str,
+        stdin: Option<Bytes>,
+    ) -> Result<ExecOutput, TransportError> {
+        let (line, prefix) = self.privileged_command(command);
+        let parts = [(!prefix.is_empty()).then(|| Bytes::from(prefix)), stdin].into_iter().flatten().collect();
+        self.exec_parts(&line, parts).await
     }
 
     /// Starts `command` with root rights and returns its channel, for a long conversation
