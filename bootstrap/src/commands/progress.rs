@@ -1,6 +1,8 @@
-//! Per-host progress on the terminal while hosts are worked on; nothing when stderr is not a
-//! terminal or the output is meant for machines.
+//! Per-host progress on the terminal while hosts are worked on: how many are done, and which are
+//! still pending at what stage (so a slow host is named while it is awaited). Nothing when stderr
+//! is not a terminal or the output is meant for machines.
 
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -10,8 +12,11 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 pub struct HostProgress {
     bar: ProgressBar,
-    failed: Mutex<Vec<String>>,
+    pending: Mutex<BTreeMap<String, &'static str>>,
 }
+
+/// Pending hosts are named one by one up to this many; beyond, they are counted.
+const NAMED: usize = 4;
 
 impl HostProgress {
     pub fn new(hosts: usize, verb: &str, enabled: bool) -> Self {
@@ -28,7 +33,7 @@ impl HostProgress {
         );
         bar.set_prefix(verb.to_string());
         bar.enable_steady_tick(Duration::from_millis(120));
-        HostProgress { bar, failed: Mutex::new(Vec::new()) }
+        HostProgress { bar, pending: Mutex::new(BTreeMap::new()) }
     }
 
     pub fn finish(&self) {
@@ -38,24 +43,22 @@ impl HostProgress {
 
 impl Progress for HostProgress {
     fn stage(&self, host: &str, stage: Stage) {
-        let what = match stage {
-            Stage::Connecting => "connecting",
-            Stage::Uploading => "checking the agent",
-            Stage::Gathering => "gathering facts",
-            Stage::Done => {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        match stage {
+            Stage::Connecting => pending.insert(host.to_string(), "connecting"),
+            Stage::Uploading => pending.insert(host.to_string(), "starting the agent"),
+            Stage::Gathering => pending.insert(host.to_string(), "gathering facts"),
+            Stage::Done | Stage::Failed => {
                 self.bar.inc(1);
-                return;
-            }
-            Stage::Failed => {
-                self.bar.inc(1);
-                let mut failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());
-                failed.push(host.to_string());
-                self.bar.set_message(format!("failed: {}", failed.join(", ")));
-                return;
+                pending.remove(host)
             }
         };
-        if self.failed.lock().map(|f| f.is_empty()).unwrap_or(true) {
-            self.bar.set_message(format!("{host}: {what}"));
-        }
+        let message = if pending.len() <= NAMED {
+            let named: Vec<String> = pending.iter().map(|(h, s)| format!("{h} {s}")).collect();
+            if named.is_empty() { String::new() } else { format!("waiting for {}", named.join(", ")) }
+        } else {
+            format!("{} hosts in progress", pending.len())
+        };
+        self.bar.set_message(message);
     }
 }
