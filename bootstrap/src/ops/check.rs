@@ -256,12 +256,14 @@ fn host_findings(inv: &Inventory, roles: &[String], f: &Facts, skew_ms: i64, set
             );
         }
         if has_role(roles, Role::Storage) && f.kernel_features.nfs_server == FeatureState::Missing {
-            let advice = match inv.storage.as_ref().map(|s| s.nfs.server) {
-                Some(crate::inventory::NfsServer::Kernel) => "the kernel has no nfsd: set storage.nfs.server: ganesha",
-                _ => "the kernel has no nfsd; nfs-ganesha (userspace) will serve NFS",
-            };
-            let status = if advice.contains("set storage") { Status::Fail } else { Status::Pass };
-            out.push(finding("kernel nfsd", status, "missing", "nfsd, or nfs-ganesha").advise(advice));
+            let kernel_server =
+                inv.storage.as_ref().is_some_and(|s| s.nfs.server == crate::inventory::NfsServer::Kernel);
+            out.push(if kernel_server {
+                finding("kernel nfsd", Status::Fail, "missing", "nfsd (storage.nfs.server: kernel)")
+                    .advise("the kernel has no nfsd: set storage.nfs.server: ganesha, or use a kernel with nfsd")
+            } else {
+                finding("kernel nfsd", Status::Pass, "missing", "none (nfs-ganesha is userspace)")
+            });
         }
     }
 

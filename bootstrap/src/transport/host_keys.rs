@@ -5,7 +5,6 @@
 //! (trust on first use). Like OpenSSH, a host whose keys are recorded is asked only for those
 //! key types, so a server that also has a newer key type is not mistaken for a changed one.
 
-use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -168,11 +167,6 @@ pub fn explain(verdict: &Verdict, host: &str, address: &str, port: u16, file: &P
         }
         Verdict::Unreadable(e) => Some(format!("{host}: {e}")),
     }
-}
-
-/// russh's default key preference list, restricted to `algorithms`.
-pub fn preferred_keys(algorithms: Vec<Algorithm>) -> Cow<'static, [Algorithm]> {
-    Cow::Owned(algorithms)
 }
 
 #[cfg(test)]

@@ -170,7 +170,7 @@ impl Transport {
             ..Default::default()
         };
         if let Some(algorithms) = self.policy.preferred_algorithms(&target.address, target.port) {
-            config.preferred.key = host_keys::preferred_keys(algorithms);
+            config.preferred.key = std::borrow::Cow::Owned(algorithms);
         }
         let config = Arc::new(config);
         let connected = match (&self.bastion, route) {
