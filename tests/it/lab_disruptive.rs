@@ -71,6 +71,38 @@ fn the_agent_is_uploaded_once_and_only_when_it_differs() {
     );
 }
 
+/// What broke CI once: containers that outlived the state directory they were made from (a new
+/// checkout, or `.lab/` removed) presented host keys that the new known_hosts did not hold.
+#[test]
+fn a_host_made_from_another_lab_state_is_replaced_and_trusted_again() {
+    let lab = Lab::require();
+    let name = "worker-4";
+    let key_of = |lab: &Lab| {
+        text(
+            &lab.docker(&["exec", &lab.container(name), "cat", "/etc/ssh/gwlab-hostkeys/ssh_host_ed25519_key.pub"])
+                .stdout,
+        )
+    };
+    let old_key = key_of(&lab);
+    std::fs::remove_dir_all(lab.state.join("hostkeys").join(name)).expect("remove the host's identity from the state");
+
+    let out = lab.script(&["up"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    assert!(said.contains(&format!("removed gwlab-{name}: it was made from another lab state")), "{said}");
+    assert!(said.contains(&format!("container gwlab-{name}")), "{said}");
+    assert_ne!(key_of(&lab), old_key, "the host has the new identity");
+
+    // OpenSSH with strict checking against the rewritten known_hosts, and groundwork too.
+    let out = lab.ssh(name, "hostname");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), name);
+    let out = lab.groundwork(&["facts", "-i", "inventory/lab.yaml", "-o", "json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let again = lab.script(&["up"]);
+    assert!(text(&again.stdout).contains("lab up: nothing to change"), "{}", text(&again.stdout));
+}
+
 fn wait_for_ssh(lab: &Lab, name: &str) {
     for _ in 0..120 {
         let out = lab.docker(&["exec", &lab.container(name), "systemctl", "is-active", "ssh"]);

@@ -205,7 +205,7 @@ fn a_sudo_user_gets_root_and_its_password_never_shows() {
     let opts = groundwork::ops::facts::transport_options(&loaded, false);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (user, root) = rt.block_on(async {
-        let t = groundwork::transport::Transport::connect(bastion.as_ref(), opts).await.unwrap();
+        let t = groundwork::transport::Transport::connect(bastion.as_ref(), &[], opts).await.unwrap();
         let s = t.open(&target).await.unwrap();
         assert!(matches!(s.privilege(), groundwork::transport::Privilege::SudoWithPassword(_)));
         let user = s.exec("id -un", None).await.unwrap().stdout_text();

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
-use std::sync::Mutex;
+use std::sync::{Mutex, Once};
 use std::time::Duration;
 
 use groundwork::ops::facts::{Progress, Stage};
@@ -13,6 +13,10 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 pub struct HostProgress {
     bar: ProgressBar,
     pending: Mutex<BTreeMap<String, &'static str>>,
+    /// The bar is drawn from the first host event on, never before: a passphrase prompt that
+    /// comes earlier must stay visible.
+    started: Once,
+    visible: bool,
 }
 
 /// Pending hosts are named one by one up to this many; beyond, they are counted.
@@ -20,20 +24,15 @@ const NAMED: usize = 4;
 
 impl HostProgress {
     pub fn new(hosts: usize, verb: &str, enabled: bool) -> Self {
-        let target = if enabled && std::io::stderr().is_terminal() {
-            ProgressDrawTarget::stderr()
-        } else {
-            ProgressDrawTarget::hidden()
-        };
-        let bar = ProgressBar::with_draw_target(Some(hosts as u64), target);
+        let bar = ProgressBar::with_draw_target(Some(hosts as u64), ProgressDrawTarget::hidden());
         bar.set_style(
             ProgressStyle::with_template("{spinner} {prefix} [{bar:30}] {pos}/{len} hosts  {msg}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> "),
         );
         bar.set_prefix(verb.to_string());
-        bar.enable_steady_tick(Duration::from_millis(120));
-        HostProgress { bar, pending: Mutex::new(BTreeMap::new()) }
+        let visible = enabled && std::io::stderr().is_terminal();
+        HostProgress { bar, pending: Mutex::new(BTreeMap::new()), started: Once::new(), visible }
     }
 
     pub fn finish(&self) {
@@ -43,6 +42,12 @@ impl HostProgress {
 
 impl Progress for HostProgress {
     fn stage(&self, host: &str, stage: Stage) {
+        self.started.call_once(|| {
+            if self.visible {
+                self.bar.set_draw_target(ProgressDrawTarget::stderr());
+                self.bar.enable_steady_tick(Duration::from_millis(120));
+            }
+        });
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         match stage {
             Stage::Connecting => pending.insert(host.to_string(), "connecting"),

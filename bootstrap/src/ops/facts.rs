@@ -79,6 +79,9 @@ pub enum FactsError {
     Agent(#[from] AgentError),
     #[error("cannot reach the bastion: {0}")]
     Bastion(TransportError),
+    /// A key that cannot be loaded or decrypted: nothing was attempted.
+    #[error(transparent)]
+    Credentials(TransportError),
 }
 
 /// Agent uploads in flight at once (see `ensure_uploaded`).
@@ -103,21 +106,15 @@ pub async fn gather(
 ) -> Result<Vec<HostReport>, FactsError> {
     let agent = Arc::new(AgentBinary::locate(opts.agent.as_deref())?);
     let bastion = target::bastion(loaded);
-    if let Some(b) = &bastion {
-        progress.stage(&b.name, Stage::Connecting);
-    }
-    let transport = match Transport::connect(bastion.as_ref(), opts.transport.clone()).await {
+    let hosts = target::hosts(loaded);
+    let transport = match Transport::connect(bastion.as_ref(), &hosts, opts.transport.clone()).await {
         Ok(t) => Arc::new(t),
-        Err(e) => {
-            if let Some(b) = &bastion {
-                progress.stage(&b.name, Stage::Failed);
-            }
-            return Err(FactsError::Bastion(e));
-        }
+        Err(e @ TransportError::Key { .. }) => return Err(FactsError::Credentials(e)),
+        Err(e) => return Err(FactsError::Bastion(e)),
     };
     let uploads = Arc::new(tokio::sync::Semaphore::new(CONCURRENT_UPLOADS));
     let mut targets: Vec<(Target, bool)> = bastion.into_iter().map(|b| (b, true)).collect();
-    targets.extend(target::hosts(loaded).into_iter().map(|t| (t, false)));
+    targets.extend(hosts.into_iter().map(|t| (t, false)));
 
     let tasks = targets.into_iter().map(|(t, is_bastion)| {
         let (transport, agent, progress, opts) = (transport.clone(), agent.clone(), progress.clone(), opts.clone());

@@ -28,6 +28,17 @@ impl Credentials {
         Credentials { base_dir: base_dir.to_path_buf(), keys: Mutex::new(HashMap::new()) }
     }
 
+    /// Decrypts every target's key file now, asking for passphrases before any connection (and
+    /// any progress display) starts; a wrong passphrase fails here once, not once per host.
+    pub async fn preload(&self, targets: &[&Target]) -> Result<(), TransportError> {
+        for t in targets {
+            if let Some(path) = &t.key_file {
+                self.key(t, path).await?;
+            }
+        }
+        Ok(())
+    }
+
     async fn key(&self, target: &Target, path: &Path) -> Result<Arc<PrivateKey>, TransportError> {
         let mut keys = self.keys.lock().await;
         if let Some(k) = keys.get(path) {

@@ -95,8 +95,13 @@ pub struct Transport {
 }
 
 impl Transport {
-    /// Prepares the transport and, if there is a bastion, logs in to it.
-    pub async fn connect(bastion: Option<&Target>, opts: TransportOptions) -> Result<Transport, TransportError> {
+    /// Prepares the transport: decrypts the keys of `bastion` and `hosts` (prompting if needed),
+    /// then, if there is a bastion, logs in to it.
+    pub async fn connect(
+        bastion: Option<&Target>,
+        hosts: &[Target],
+        opts: TransportOptions,
+    ) -> Result<Transport, TransportError> {
         let mut transport = Transport {
             policy: Arc::new(HostKeyPolicy::new(opts.known_hosts.clone(), opts.accept_new)),
             credentials: Credentials::new(&opts.base_dir),
@@ -104,6 +109,8 @@ impl Transport {
             bastion: None,
             opts,
         };
+        let all: Vec<&Target> = bastion.into_iter().chain(hosts).collect();
+        transport.credentials.preload(&all).await?;
         if let Some(b) = bastion {
             let session = transport.open_with(b, Route::Direct, false).await?;
             tracing::debug!(bastion = %b.socket_label(), "bastion connected");
