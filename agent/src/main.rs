@@ -4,6 +4,7 @@
 
 mod facts;
 mod serve;
+mod tasks;
 
 use groundwork_protocol::PROTOCOL_VERSION;
 

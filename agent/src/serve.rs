@@ -42,6 +42,10 @@ fn answer(line: &str) -> Response {
 fn perform(action: Action) -> Outcome {
     match action {
         Action::Facts => Outcome::Facts(Box::new(crate::facts::gather())),
+        Action::Ensure(e) => match crate::tasks::ensure(e) {
+            Ok(report) => Outcome::Ensured(report),
+            Err(message) => Outcome::Error { message },
+        },
     }
 }
 
@@ -65,5 +69,41 @@ mod tests {
         assert_eq!(lines[3]["id"], 4);
         assert!(lines[3]["facts"]["hostname"].is_string());
         assert_eq!(lines.len(), 4);
+    }
+
+    #[test]
+    fn answers_an_ensure_request() {
+        let dir = std::env::temp_dir().join(format!("groundwork-agent-serve-{}", std::process::id()));
+        let path = dir.join("etc/x.conf");
+        let file = |dry: bool| {
+            serde_json::json!({"id": 5, "action": "ensure", "dry_run": dry, "task":
+                {"kind": "file", "path": path, "content": "x = 1\n", "mode": 0o644}})
+            .to_string()
+        };
+        let input = format!(
+            "{}\n{}\n{}\n",
+            file(true),
+            r#"{"id":6,"action":"ensure","task":{"kind":"directory","path":"relative","mode":493}}"#,
+            file(false)
+        );
+        let lines = run(&input);
+        let shown = path.display();
+        assert_eq!(
+            lines[1],
+            serde_json::json!({"id": 5, "ensured": {"changed": true, "summary": format!("{shown}: would be created"),
+            "diff": format!("--- {shown}\n+++ {shown}\n@@ -0,0 +1,1 @@\n+x = 1\n")}})
+        );
+        assert_eq!(
+            lines[2],
+            serde_json::json!({"id": 6, "error": {"message": "directory path `relative` is not absolute"}})
+        );
+        assert_eq!(lines[3]["ensured"]["summary"], format!("{shown}: created"));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "x = 1\n");
+        let again = run(&format!("{}\n", file(false)));
+        assert_eq!(
+            again[1],
+            serde_json::json!({"id": 5, "ensured": {"changed": false, "summary": format!("{shown} is up to date")}})
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

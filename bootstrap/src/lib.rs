@@ -4,7 +4,13 @@
 //! the `groundwork` binary's `commands` turn arguments into calls of `ops`.
 
 pub mod agent;
+pub mod bundle;
 pub mod inventory;
+pub mod kube;
 pub mod ops;
+pub mod phases;
+pub mod pki;
+pub mod playbooks;
 pub mod secrets;
+pub mod state;
 pub mod transport;

@@ -21,6 +21,8 @@ enum Command {
     Validate(commands::validate::ValidateArgs),
     Facts(commands::facts::FactsArgs),
     Check(commands::check::CheckArgs),
+    Plan(commands::apply::PlanArgs),
+    Apply(commands::apply::ApplyArgs),
     Schema(commands::schema::SchemaArgs),
 }
 
@@ -31,6 +33,8 @@ fn main() -> ExitCode {
         Command::Validate(a) => commands::validate::run(a),
         Command::Facts(a) => commands::facts::run(a),
         Command::Check(a) => commands::check::run(a),
+        Command::Plan(a) => commands::apply::run_plan(a),
+        Command::Apply(a) => commands::apply::run_apply(a),
         Command::Schema(a) => commands::schema::run(a),
     };
     match result {

@@ -11,10 +11,12 @@
 use serde::{Deserialize, Serialize};
 
 pub mod facts;
+pub mod tasks;
 
 pub use facts::Facts;
+pub use tasks::{Ensure, Report, Task};
 
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// First line the agent writes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,13 +33,14 @@ pub struct Request {
     pub action: Action,
 }
 
-/// What the controller asks of the agent. Later issues add idempotent actions
-/// (packages, files, units, sysctl, modules, mounts), each reporting changed/unchanged.
+/// What the controller asks of the agent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Action {
     /// Gather the node's facts.
     Facts,
+    /// Make one idempotent change (or, dry-run, report whether it would change anything).
+    Ensure(Ensure),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,6 +54,7 @@ pub struct Response {
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Facts(Box<Facts>),
+    Ensured(Report),
     /// The action failed; `message` says why in words an operator can act on.
     Error {
         message: String,
@@ -74,6 +78,17 @@ mod tests {
         let line = encode_line(&req);
         assert_eq!(line, "{\"id\":7,\"action\":\"facts\"}\n");
         assert_eq!(serde_json::from_str::<Request>(&line).unwrap(), req);
+
+        let ensure = Request {
+            id: 8,
+            action: Action::Ensure(Ensure { dry_run: true, task: Task::Hostname { name: "master-1".into() } }),
+        };
+        let line = encode_line(&ensure);
+        assert_eq!(
+            line,
+            "{\"id\":8,\"action\":\"ensure\",\"dry_run\":true,\"task\":{\"kind\":\"hostname\",\"name\":\"master-1\"}}\n"
+        );
+        assert_eq!(serde_json::from_str::<Request>(&line).unwrap(), ensure);
 
         let resp = Response { id: 7, outcome: Outcome::Error { message: "no".into() } };
         let back: Response = serde_json::from_str(&encode_line(&resp)).unwrap();

@@ -47,7 +47,7 @@ fn word(s: Status) -> &'static str {
     }
 }
 
-fn print_report(report: &CheckReport, problems_only: bool) {
+pub fn print_report(report: &CheckReport, problems_only: bool) {
     for line in &report.baseline_relaxations {
         println!("{line}");
     }

@@ -1,5 +1,6 @@
 //! One file per subcommand: arguments in, a call into `groundwork::ops`, output and exit code out.
 
+pub mod apply;
 pub mod check;
 pub mod connect_args;
 pub mod facts;

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::agent::{self, AgentBinary, AgentError, AgentSession, Started};
 use crate::inventory::LoadedInventory;
-use crate::transport::{Target, Transport, TransportError, TransportOptions, target};
+use crate::transport::{NodeSession, Target, Transport, TransportError, TransportOptions, target};
 
 /// What happens to one host, for progress displays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,32 +168,50 @@ async fn host_facts(
     progress: &dyn Progress,
 ) -> Result<HostFacts, AgentError> {
     let start = Instant::now();
+    let (session, mut running, uploaded) =
+        connect_agent(transport, t, is_bastion, agent, uploads, opts, progress).await?;
+    let (facts, clock_skew_ms) = ask_facts(&mut running, t, opts, progress).await?;
+    running.finish().await;
+    session.close().await;
+    tracing::debug!(host = %t.name, done_ms = start.elapsed().as_millis() as u64, uploaded, "host timings");
+    Ok(HostFacts { facts, clock_skew_ms, agent_uploaded: uploaded, elapsed_ms: 0 })
+}
+
+/// Logs in to `t` and starts the agent there, uploading it first when it is missing or differs.
+/// Returns the session, the running agent, and whether it was uploaded.
+pub async fn connect_agent(
+    transport: &Transport,
+    t: &Target,
+    is_bastion: bool,
+    agent: &AgentBinary,
+    uploads: &tokio::sync::Semaphore,
+    opts: &FactsOptions,
+    progress: &dyn Progress,
+) -> Result<(NodeSession, AgentSession, bool), AgentError> {
     progress.stage(&t.name, Stage::Connecting);
     let session = if is_bastion { transport.open_bastion(t).await? } else { transport.open(t).await? };
-    let connected = start.elapsed();
     progress.stage(&t.name, Stage::Uploading);
-    let (mut running, uploaded) = match agent::start(&session, agent, opts.agent_timeout).await? {
+    let (running, uploaded) = match agent::start(&session, agent, opts.agent_timeout).await? {
         Started::Running(running) => (running, false),
         Started::Missing { arch } => {
             agent::upload(&session, agent, &arch, uploads).await?;
             (AgentSession::start_known(&session, opts.agent_timeout).await?, true)
         }
     };
-    let checked = start.elapsed();
+    Ok((session, running, uploaded))
+}
+
+/// Asks a running agent for its host's facts; returns them with the host's clock offset.
+pub async fn ask_facts(
+    running: &mut AgentSession,
+    t: &Target,
+    opts: &FactsOptions,
+    progress: &dyn Progress,
+) -> Result<(Facts, i64), AgentError> {
     progress.stage(&t.name, Stage::Gathering);
     let sent = now_ms();
     let outcome = running.call(Action::Facts, opts.agent_timeout).await?;
     let received = now_ms();
-    running.finish().await;
-    session.close().await;
-    tracing::debug!(
-        host = %t.name,
-        connected_ms = connected.as_millis() as u64,
-        agent_checked_ms = checked.as_millis() as u64,
-        done_ms = start.elapsed().as_millis() as u64,
-        uploaded,
-        "host timings"
-    );
     let Outcome::Facts(facts) = outcome else {
         return Err(AgentError::Protocol {
             host: t.name.clone(),
@@ -203,7 +221,7 @@ async fn host_facts(
     // NTP's offset: the request arrived at finished - gather_ms by the host's clock.
     let arrived = facts.time_unix_ms - facts.gather_ms as i64;
     let clock_skew_ms = ((arrived - sent) + (facts.time_unix_ms - received)) / 2;
-    Ok(HostFacts { facts: *facts, clock_skew_ms, agent_uploaded: uploaded, elapsed_ms: 0 })
+    Ok((*facts, clock_skew_ms))
 }
 
 fn now_ms() -> i64 {

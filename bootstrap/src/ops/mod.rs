@@ -1,5 +1,6 @@
 //! What groundwork does, one module per operation; no command-line parsing in here.
 
+pub mod apply;
 pub mod check;
 pub mod facts;
 pub mod schema;

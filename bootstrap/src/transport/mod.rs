@@ -18,7 +18,7 @@ use tokio::sync::Semaphore;
 
 use self::auth::Credentials;
 use self::host_keys::{HostKeyPolicy, Verdict, Verifier};
-pub use self::session::{ExecOutput, NodeSession, Privilege};
+pub use self::session::{ExecOutput, NodeSession, Privilege, shell_quote};
 pub use self::target::Target;
 use crate::secrets::{self, SecretError};
 
@@ -44,6 +44,8 @@ pub enum TransportError {
     Bastion(String),
     #[error("ssh: {0}")]
     Ssh(#[from] russh::Error),
+    #[error("cannot read {}: {message}", path.display())]
+    LocalFile { path: PathBuf, message: String },
 }
 
 impl TransportError {

@@ -110,6 +110,13 @@ impl NodeSession {
             channel.data_bytes(part).await?;
         }
         channel.eof().await?;
+        collect(&mut channel).await
+    }
+}
+
+/// Reads a finished command's output and exit status off its channel.
+async fn collect(channel: &mut russh::Channel<Msg>) -> Result<ExecOutput, TransportError> {
+    {
         let (mut stdout, mut stderr, mut status) = (Vec::new(), Vec::new(), None);
         while let Some(msg) = channel.wait().await {
             match msg {
@@ -125,7 +132,9 @@ impl NodeSession {
         }
         Ok(ExecOutput { status: status.unwrap_or(255), stdout, stderr })
     }
+}
 
+impl NodeSession {
     /// The command line and stdin prefix that run `command` with root rights.
     pub fn privileged_command(&self, command: &str) -> (String, Vec<u8>) {
         match &self.privilege {
@@ -156,6 +165,38 @@ impl NodeSession {
         self.exec_parts(&line, parts).await
     }
 
+    /// Like [`exec_privileged`](Self::exec_privileged) with the content of a local file as stdin,
+    /// streamed in chunks: a large file is never held in memory whole.
+    pub async fn exec_privileged_file(
+        &self,
+        command: &str,
+        file: &std::path::Path,
+    ) -> Result<ExecOutput, TransportError> {
+        use tokio::io::AsyncReadExt;
+        let (line, prefix) = self.privileged_command(command);
+        let mut source = tokio::fs::File::open(file)
+            .await
+            .map_err(|e| TransportError::LocalFile { path: file.to_path_buf(), message: e.to_string() })?;
+        let mut channel = self.handle.channel_open_session().await?;
+        channel.exec(true, line).await?;
+        if !prefix.is_empty() {
+            channel.data_bytes(Bytes::from(prefix)).await?;
+        }
+        let mut chunk = vec![0u8; 256 * 1024];
+        loop {
+            let n = source
+                .read(&mut chunk)
+                .await
+                .map_err(|e| TransportError::LocalFile { path: file.to_path_buf(), message: e.to_string() })?;
+            if n == 0 {
+                break;
+            }
+            channel.data(&chunk[..n]).await?;
+        }
+        channel.eof().await?;
+        collect(&mut channel).await
+    }
+
     /// Starts `command` with root rights and returns its channel, for a long conversation
     /// (the agent's JSON lines). The sudo password, if any, has already been written.
     pub async fn open_privileged(&self, command: &str) -> Result<russh::Channel<Msg>, TransportError> {
@@ -166,6 +207,13 @@ impl NodeSession {
             channel.data_bytes(prefix).await?;
         }
         Ok(channel)
+    }
+
+    /// A TCP connection from this node to `host:port` (as the node sees them), carried by this
+    /// session (`direct-tcpip`): how the controller reaches a service listening only on the node.
+    pub async fn forward(&self, host: &str, port: u16) -> Result<russh::ChannelStream<Msg>, TransportError> {
+        let channel = self.handle.channel_open_direct_tcpip(host.to_string(), u32::from(port), "127.0.0.1", 0).await?;
+        Ok(channel.into_stream())
     }
 
     pub async fn close(self) {

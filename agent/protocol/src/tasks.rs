@@ -1,0 +1,101 @@
+//! Idempotent changes the controller asks the agent to make on a node. Each task compares what is
+//! with what should be, reports whether it differs, and (unless `dry_run`) makes it so. A second
+//! identical request reports `changed: false` and touches nothing.
+
+use serde::{Deserialize, Serialize};
+
+/// One request: a task, and whether only to report what would change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ensure {
+    /// Compare only; change nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+    pub task: Task,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Task {
+    /// Install packages with the node's package manager (apt now; dnf later). Already installed
+    /// packages are left alone (no upgrades).
+    Packages {
+        names: Vec<String>,
+        /// An HTTP proxy for the package manager (`Acquire::http::Proxy` for apt), written to the
+        /// package manager's configuration so later runs use it too.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        proxy: Option<String>,
+        /// A mirror URL replacing the distribution's default repository.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mirror: Option<String>,
+    },
+    /// A regular file with exactly this content, mode and owner (written atomically).
+    File {
+        path: String,
+        content: String,
+        /// Octal permission bits, e.g. 0o644.
+        mode: u32,
+        #[serde(default = "root")]
+        owner: String,
+        #[serde(default = "root")]
+        group: String,
+    },
+    /// A file installed from a file already on the node (an uploaded bundle artifact), when the
+    /// target's SHA-256 differs. Used for binaries.
+    Install { source: String, path: String, mode: u32, sha256: String },
+    /// A directory with this mode (created with parents).
+    Directory { path: String, mode: u32 },
+    /// A systemd unit: enabled at boot, running, and restarted when `restart` is set (the controller
+    /// sets it when a file the unit reads changed in this run). Reloads systemd first when a unit
+    /// file changed.
+    Service {
+        name: String,
+        #[serde(default = "yes")]
+        enabled: bool,
+        #[serde(default = "yes")]
+        running: bool,
+        #[serde(default)]
+        restart: bool,
+    },
+    /// Kernel parameters, applied now and persisted in `file` (under /etc/sysctl.d).
+    Sysctl { file: String, values: Vec<(String, String)> },
+    /// Kernel modules, loaded now and persisted in `file` (under /etc/modules-load.d). When the
+    /// kernel cannot load modules, a module built into the kernel (or whose feature is present,
+    /// e.g. /proc/sys/net/bridge for br_netfilter) counts as present; otherwise the task fails
+    /// saying so.
+    Modules { file: String, names: Vec<String> },
+    /// Swap off now and commented out in /etc/fstab.
+    SwapOff,
+    /// The hostname (`/etc/hostname` and the running kernel's).
+    Hostname { name: String },
+    /// A block of `/etc/hosts` between groundwork's markers, holding exactly these entries.
+    HostsBlock { entries: Vec<HostsEntry> },
+    /// Images imported into containerd's namespace from an image tarball on the node, skipped
+    /// when every image named in it is already there.
+    ImportImages { archive: String, namespace: String, images: Vec<String> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostsEntry {
+    pub address: String,
+    pub names: Vec<String>,
+}
+
+/// What a task found and did.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Report {
+    /// The node differed (and, unless dry-run, was changed).
+    pub changed: bool,
+    /// One line for the operator: what differs or what was done, e.g. "installed containerd runc".
+    pub summary: String,
+    /// For files: a unified diff of old and new content (never for files that hold secrets: the
+    /// controller marks those by asking with a mode without group/other read bits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+}
+
+fn root() -> String {
+    "root".into()
+}
+fn yes() -> bool {
+    true
+}

@@ -1,0 +1,235 @@
+//! `groundwork apply` and `groundwork plan`: thin over `ops::apply`; this file parses arguments,
+//! draws progress and prints the summary.
+
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+use groundwork::ops::apply::{ApplyOptions, ApplyProgress, ApplyReport, HostOutcome, PhaseReport, apply};
+use groundwork::ops::check::CheckSettings;
+use groundwork::ops::facts::{Progress, Stage};
+
+use super::connect_args::ConnectArgs;
+use super::exit;
+use super::table::{Table, human_ms};
+
+/// Bring the cluster to what the inventory says: every phase, in order (or the ones chosen).
+#[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    #[command(subcommand)]
+    pub sub: Option<ApplySub>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ApplySub {
+    /// Run one phase alone (as `kubeadm init phase NAME` does), e.g. `groundwork apply phase etcd -i FILE`.
+    Phase(PhaseArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PhaseArgs {
+    /// The phase (see `groundwork apply --help` for the list).
+    pub name: String,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// Show what `apply` would change on each host; change nothing.
+#[derive(Debug, clap::Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Show the content differences of files that would change.
+    #[arg(long)]
+    pub diff: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// Run only these phases (comma-separated). Phases: connect, facts, check, prepare-os, packages,
+    /// bundle, container-runtime, pki, etcd, endpoint, init, join-masters, join-workers, cni, wait-ready.
+    #[arg(long, value_delimiter = ',', value_name = "PHASES")]
+    pub only: Vec<String>,
+    /// Skip these phases (comma-separated).
+    #[arg(long = "skip-phases", value_delimiter = ',', value_name = "PHASES")]
+    pub skip: Vec<String>,
+    /// Remove a stale cluster lock left by an apply that died (refused while its process lives).
+    #[arg(long)]
+    pub break_lock: bool,
+    /// Output: human-readable text, or the whole report as JSON on stdout.
+    #[arg(short, long, value_enum, default_value_t = Format::Text)]
+    pub output: Format,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+pub fn run_apply(args: ApplyArgs) -> anyhow::Result<ExitCode> {
+    match args.sub {
+        Some(ApplySub::Phase(p)) => {
+            let mut run = p.run;
+            run.only = vec![p.name];
+            execute(run, false, false)
+        }
+        None => execute(args.run, false, false),
+    }
+}
+
+pub fn run_plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
+    execute(args.run, true, args.diff)
+}
+
+fn execute(args: RunArgs, dry_run: bool, show_diff: bool) -> anyhow::Result<ExitCode> {
+    let loaded = super::load_inventory(&args.connect.inventory)?;
+    for w in &loaded.warnings {
+        eprintln!("{}", w.render(&loaded.source));
+    }
+    let text = args.output == Format::Text;
+    if text {
+        for line in loaded.inventory.baselines.relaxations() {
+            eprintln!("{line}");
+        }
+    }
+    let opts = ApplyOptions {
+        facts: args.connect.facts_options(&loaded),
+        dry_run,
+        only: args.only,
+        skip: args.skip,
+        break_lock: args.break_lock,
+        check: CheckSettings::default(),
+    };
+    let progress = Arc::new(Lines::new(text, dry_run));
+    let report = super::runtime()?.block_on(apply(&loaded, &opts, progress))?;
+    match args.output {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        Format::Text => print_summary(&report, show_diff),
+    }
+    Ok(ExitCode::from(if report.succeeded() { exit::OK } else { exit::FAILED }))
+}
+
+/// Progress as plain lines on stderr: a header per phase and a line per host as it finishes.
+/// Lines (not redrawn bars) read the same in a terminal, a CI log and a pipe.
+struct Lines {
+    enabled: bool,
+    dry_run: bool,
+    connected: Mutex<(usize, usize)>,
+}
+
+impl Lines {
+    fn new(enabled: bool, dry_run: bool) -> Self {
+        Lines { enabled, dry_run, connected: Mutex::new((0, 0)) }
+    }
+}
+
+impl Progress for Lines {
+    fn stage(&self, _host: &str, _stage: Stage) {}
+}
+
+impl ApplyProgress for Lines {
+    fn phase_started(&self, name: &str, about: &str, hosts: usize) {
+        if self.enabled {
+            let s = if hosts == 1 { "" } else { "s" };
+            eprintln!("==> {name} ({hosts} host{s}): {about}");
+        }
+    }
+
+    fn host_finished(&self, phase: &str, host: &str, outcome: &HostOutcome) {
+        if !self.enabled {
+            return;
+        }
+        if phase == "connect" {
+            let mut c = self.connected.lock().unwrap_or_else(|p| p.into_inner());
+            c.0 += 1;
+            if let HostOutcome::Failed { error } = outcome {
+                c.1 += 1;
+                eprintln!("    {host:<12} FAILED  {error}");
+            }
+            return;
+        }
+        let verb = if self.dry_run { "would change" } else { "changed" };
+        match outcome {
+            HostOutcome::Ok { changes } if changes.is_empty() => eprintln!("    {host:<12} ok      no change"),
+            HostOutcome::Ok { changes } => {
+                eprintln!(
+                    "    {host:<12} ok      {verb}: {}",
+                    changes.iter().map(|c| c.summary.as_str()).collect::<Vec<_>>().join("; ")
+                )
+            }
+            HostOutcome::Failed { error } => eprintln!("    {host:<12} FAILED  {error}"),
+            HostOutcome::Skipped { reason } => eprintln!("    {host:<12} skipped ({reason})"),
+        }
+    }
+
+    fn phase_finished(&self, report: &PhaseReport) {
+        if self.enabled && report.name == "connect" {
+            let c = self.connected.lock().unwrap_or_else(|p| p.into_inner());
+            eprintln!("    {} of {} hosts connected ({})", c.0 - c.1, c.0, human_ms(report.took_ms as i64));
+        }
+    }
+}
+
+fn print_summary(report: &ApplyReport, show_diff: bool) {
+    if let Some(check) = &report.check
+        && !check.passed()
+    {
+        super::check::print_report(check, true);
+    }
+    println!();
+    let mut t = Table::new(["PHASE", "HOSTS", "CHANGED", "FAILED", "SKIPPED", "TIME"]);
+    for p in &report.phases {
+        let count = |f: fn(&HostOutcome) -> bool| p.hosts.iter().filter(|h| f(&h.outcome)).count().to_string();
+        t.row([
+            p.name.clone(),
+            p.hosts.len().to_string(),
+            count(|o| matches!(o, HostOutcome::Ok { changes } if !changes.is_empty())),
+            count(|o| matches!(o, HostOutcome::Failed { .. })),
+            count(|o| matches!(o, HostOutcome::Skipped { .. })),
+            human_ms(p.took_ms as i64),
+        ]);
+    }
+    print!("{}", t.render());
+    if show_diff {
+        for p in &report.phases {
+            for h in &p.hosts {
+                if let HostOutcome::Ok { changes } = &h.outcome {
+                    for c in changes.iter().filter(|c| c.diff.is_some()) {
+                        println!("\n--- {} {} {}", p.name, h.host, c.summary);
+                        print!("{}", c.diff.as_deref().unwrap_or_default());
+                    }
+                }
+            }
+        }
+    }
+    println!();
+    let failed = report.failed_hosts();
+    let verb = if report.dry_run { "plan" } else { "apply" };
+    let changes = report.change_count();
+    if let Some(why) = &report.stopped {
+        println!("{verb} STOPPED: {why}");
+    } else if failed.is_empty() {
+        if report.dry_run {
+            println!("plan: {changes} change(s) would be made ({})", human_ms(report.took_ms as i64));
+        } else {
+            println!("apply finished: {changes} change(s) in {}", human_ms(report.took_ms as i64));
+        }
+    } else {
+        println!(
+            "{verb} finished with failures on {}: {}; run apply again once they are fixed (it resumes)",
+            failed.len(),
+            failed.into_iter().collect::<Vec<_>>().join(", ")
+        );
+    }
+    if let Some(k) = &report.kubeconfig {
+        println!(
+            "admin kubeconfig: {} (server 127.0.0.1:6443 is each node's local endpoint: reach it with an SSH tunnel, see README)",
+            k.display()
+        );
+    }
+}

@@ -1,0 +1,139 @@
+//! The API server, asked by the controller itself: HTTPS through an SSH tunnel (a `direct-tcpip`
+//! channel on a node's own SSH session to that node's endpoint, 127.0.0.1:6443), verified against
+//! the cluster CA and authenticated with a client certificate. No kubectl on the controller, and
+//! the API server never has to be reachable from outside the datacenter segment.
+//!
+//! reqwest cannot run over a stream it did not open, so this is hyper's HTTP/1.1 client over
+//! tokio-rustls directly; each request opens its own tunnel (requests are rare and small).
+
+use std::sync::Arc;
+
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
+
+use crate::transport::NodeSession;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KubeError {
+    #[error("{0}")]
+    Tls(String),
+    #[error("{host}: no tunnel to the API server at {endpoint}: {message}")]
+    Tunnel { host: String, endpoint: String, message: String },
+    #[error("API server {path}: {message}")]
+    Http { path: String, message: String },
+    #[error("API server {path}: HTTP {status}: {body}")]
+    Status { path: String, status: u16, body: String },
+}
+
+/// What the controller needs to talk to the API server: the cluster CA and a client certificate.
+pub struct KubeClient {
+    tls: TlsConnector,
+    host: String,
+    port: u16,
+}
+
+impl KubeClient {
+    /// A client for the API server at `host:port` as seen from the node it tunnels through.
+    pub fn new(ca_pem: &str, cert_pem: &str, key_pem: &str, host: &str, port: u16) -> Result<KubeClient, KubeError> {
+        let bad = |what: &str, e: &dyn std::fmt::Display| KubeError::Tls(format!("{what}: {e}"));
+        let mut roots = RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+            roots.add(cert.map_err(|e| bad("cluster CA", &e))?).map_err(|e| bad("cluster CA", &e))?;
+        }
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+            .collect::<Result<_, _>>()
+            .map_err(|e| bad("client certificate", &e))?;
+        let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| bad("client key", &e))?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| bad("TLS", &e))?
+            .with_root_certificates(roots)
+            .with_client_auth_cert(chain, key)
+            .map_err(|e| bad("client certificate", &e))?;
+        Ok(KubeClient { tls: TlsConnector::from(Arc::new(config)), host: host.to_string(), port })
+    }
+
+    /// GET `path` through a tunnel on `via`; the body as JSON.
+    pub async fn get_json(&self, via: &NodeSession, path: &str) -> Result<serde_json::Value, KubeError> {
+        let http = |message: String| KubeError::Http { path: path.to_string(), message };
+        let stream = via.forward(&self.host, self.port).await.map_err(|e| KubeError::Tunnel {
+            host: via.target.name.clone(),
+            endpoint: format!("{}:{}", self.host, self.port),
+            message: e.to_string(),
+        })?;
+        let name = ServerName::try_from(self.host.clone()).map_err(|e| KubeError::Tls(e.to_string()))?;
+        let tls = self.tls.connect(name, stream).await.map_err(|e| http(format!("TLS: {e}")))?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+            .await
+            .map_err(|e| http(e.to_string()))?;
+        let driver = tokio::spawn(conn);
+        let request = hyper::Request::get(path)
+            .header(hyper::header::HOST, format!("{}:{}", self.host, self.port))
+            .header(hyper::header::ACCEPT, "application/json")
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| http(e.to_string()))?;
+        let response = sender.send_request(request).await.map_err(|e| http(e.to_string()))?;
+        let status = response.status().as_u16();
+        let body = response.into_body().collect().await.map_err(|e| http(e.to_string()))?.to_bytes();
+        driver.abort();
+        if status != 200 {
+            let body = String::from_utf8_lossy(&body).chars().take(300).collect();
+            return Err(KubeError::Status { path: path.to_string(), status, body });
+        }
+        serde_json::from_slice(&body).map_err(|e| http(format!("not JSON: {e}")))
+    }
+}
+
+/// A node as the API server reports it: Ready or not, and its pod CIDR.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeStatus {
+    pub name: String,
+    pub ready: bool,
+    pub pod_cidr: Option<String>,
+}
+
+/// Reads `GET /api/v1/nodes`.
+pub fn node_statuses(list: &serde_json::Value) -> Vec<NodeStatus> {
+    list["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .map(|n| NodeStatus {
+                    name: n["metadata"]["name"].as_str().unwrap_or_default().to_string(),
+                    ready: n["status"]["conditions"]
+                        .as_array()
+                        .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True")),
+                    pod_cidr: n["spec"]["podCIDR"].as_str().map(str::to_string),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_list_gives_readiness_and_pod_cidrs() {
+        let list = serde_json::json!({"items": [
+            {"metadata": {"name": "m1"}, "spec": {"podCIDR": "10.244.0.0/24"},
+             "status": {"conditions": [{"type": "MemoryPressure", "status": "False"}, {"type": "Ready", "status": "True"}]}},
+            {"metadata": {"name": "w1"}, "spec": {}, "status": {"conditions": [{"type": "Ready", "status": "False"}]}},
+        ]});
+        assert_eq!(
+            node_statuses(&list),
+            vec![
+                NodeStatus { name: "m1".into(), ready: true, pod_cidr: Some("10.244.0.0/24".into()) },
+                NodeStatus { name: "w1".into(), ready: false, pod_cidr: None },
+            ]
+        );
+        assert!(node_statuses(&serde_json::json!({})).is_empty());
+    }
+}

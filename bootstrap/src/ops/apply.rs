@@ -1,0 +1,394 @@
+//! `apply` and `plan`: connect to every host, learn its facts, refuse to go on when the baseline
+//! check fails, then run the phases in order, each on its hosts in parallel. `plan` is the same
+//! run with every phase in dry-run mode: nothing on a host or in the state directory changes.
+//!
+//! A host that fails drops out of the later phases and the others go on; a failure in a critical
+//! phase (PKI, etcd, init) stops the run after that phase. The journal records every host's
+//! outcome per phase as it happens, so an interrupted run says how far it came and a re-run
+//! resumes: finished work is verified by the phases' idempotent checks, not redone.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::check::{CheckReport, CheckSettings, evaluate};
+use super::facts::{self, FactsOptions, HostFacts, HostReport, HostResult, NoProgress, Progress};
+use crate::agent::{AgentBinary, AgentError};
+use crate::inventory::LoadedInventory;
+use crate::phases::{self, Change, Cluster, Node, Scope};
+use crate::state::{ClusterLock, Journal, JournalEntry, LockError, PhaseStatus, StateDir, journal};
+use crate::transport::{Transport, TransportError, target};
+
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    pub facts: FactsOptions,
+    /// `plan`: report what would change, change nothing.
+    pub dry_run: bool,
+    /// Run only these phases (connect and facts always run).
+    pub only: Vec<String>,
+    pub skip: Vec<String>,
+    /// Remove a stale cluster lock first (the operator's explicit decision).
+    pub break_lock: bool,
+    pub check: CheckSettings,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "outcome", rename_all = "lowercase")]
+pub enum HostOutcome {
+    /// Done; `changes` lists what was changed (empty: it already was as wanted).
+    Ok {
+        changes: Vec<Change>,
+    },
+    Failed {
+        error: String,
+    },
+    /// Not run on this host, and why (it failed earlier, or is not connected).
+    Skipped {
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HostPhase {
+    pub host: String,
+    #[serde(flatten)]
+    pub outcome: HostOutcome,
+    pub took_ms: u64,
+    /// The journal said this host had finished this phase in an earlier run.
+    pub done_before: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PhaseReport {
+    pub name: String,
+    pub hosts: Vec<HostPhase>,
+    pub took_ms: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ApplyReport {
+    pub cluster: String,
+    pub dry_run: bool,
+    pub phases: Vec<PhaseReport>,
+    /// Why the run stopped before the last phase, if it did.
+    pub stopped: Option<String>,
+    pub check: Option<CheckReport>,
+    pub took_ms: u64,
+    /// The admin kubeconfig, once the control plane exists.
+    pub kubeconfig: Option<std::path::PathBuf>,
+}
+
+impl ApplyReport {
+    pub fn failed_hosts(&self) -> BTreeSet<String> {
+        self.phases
+            .iter()
+            .flat_map(|p| p.hosts.iter())
+            .filter(|h| matches!(h.outcome, HostOutcome::Failed { .. }))
+            .map(|h| h.host.clone())
+            .collect()
+    }
+    pub fn change_count(&self) -> usize {
+        self.phases
+            .iter()
+            .flat_map(|p| p.hosts.iter())
+            .map(|h| if let HostOutcome::Ok { changes } = &h.outcome { changes.len() } else { 0 })
+            .sum()
+    }
+    pub fn succeeded(&self) -> bool {
+        self.stopped.is_none() && self.failed_hosts().is_empty()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error(transparent)]
+    Agent(#[from] AgentError),
+    #[error("cannot reach the bastion: {0}")]
+    Bastion(TransportError),
+    #[error(transparent)]
+    Credentials(TransportError),
+    #[error(transparent)]
+    Journal(#[from] journal::JournalError),
+    #[error("cannot create the state directory {}: {source}", path.display())]
+    State { path: std::path::PathBuf, source: std::io::Error },
+    #[error("unknown phase `{name}`; phases: {}", phases::names().join(", "))]
+    UnknownPhase { name: String },
+}
+
+/// What the command layer shows while a run goes on.
+pub trait ApplyProgress: Progress {
+    fn phase_started(&self, name: &str, about: &str, hosts: usize);
+    fn host_finished(&self, phase: &str, host: &str, outcome: &HostOutcome);
+    fn phase_finished(&self, report: &PhaseReport);
+}
+
+impl ApplyProgress for NoProgress {
+    fn phase_started(&self, _: &str, _: &str, _: usize) {}
+    fn host_finished(&self, _: &str, _: &str, _: &HostOutcome) {}
+    fn phase_finished(&self, _: &PhaseReport) {}
+}
+
+/// Checks `--only` and `--skip-phases` names before anything is touched.
+pub fn check_phase_names(opts: &ApplyOptions) -> Result<(), ApplyError> {
+    let known = phases::names();
+    for name in opts.only.iter().chain(&opts.skip) {
+        if !known.contains(&name.as_str()) {
+            return Err(ApplyError::UnknownPhase { name: name.clone() });
+        }
+    }
+    Ok(())
+}
+
+fn selected(opts: &ApplyOptions, name: &str) -> bool {
+    !opts.skip.iter().any(|s| s == name) && (opts.only.is_empty() || opts.only.iter().any(|s| s == name))
+}
+
+pub async fn apply(
+    loaded: &LoadedInventory,
+    opts: &ApplyOptions,
+    progress: Arc<dyn ApplyProgress>,
+) -> Result<ApplyReport, ApplyError> {
+    check_phase_names(opts)?;
+    let started = Instant::now();
+    let inv = &loaded.inventory;
+    let state = StateDir::for_cluster(&loaded.base_dir, &inv.cluster.name);
+    // A plan takes no lock and writes nothing; an apply holds the lock until it returns.
+    let _lock = if opts.dry_run {
+        None
+    } else {
+        state.create().map_err(|source| ApplyError::State { path: state.root().to_path_buf(), source })?;
+        Some(ClusterLock::acquire(&state.lock_file(), "groundwork apply", opts.break_lock)?)
+    };
+    let mut journal = if opts.dry_run { None } else { Some(Journal::load(&state.journal_file())?) };
+    let mut report = ApplyReport {
+        cluster: inv.cluster.name.clone(),
+        dry_run: opts.dry_run,
+        phases: vec![],
+        stopped: None,
+        check: None,
+        took_ms: 0,
+        kubeconfig: None,
+    };
+
+    // connect + facts
+    progress.phase_started("connect", "log in through the bastion, start the agent, gather facts", inv.hosts.len());
+    let phase_start = Instant::now();
+    let (transport, connected) = connect_all(loaded, opts, progress.clone()).await?;
+    let mut connect = PhaseReport { name: "connect".into(), hosts: vec![], took_ms: 0 };
+    let mut nodes = BTreeMap::new();
+    let mut fact_reports = Vec::new();
+    for (t, result, took) in connected {
+        let outcome = match result {
+            Ok((session, running, facts, skew)) => {
+                fact_reports.push(HostReport {
+                    name: t.name.clone(),
+                    address: t.address.clone(),
+                    roles: t.roles.iter().map(|r| r.as_str().to_string()).collect(),
+                    result: HostResult::Facts(Box::new(HostFacts {
+                        facts: facts.clone(),
+                        clock_skew_ms: skew,
+                        agent_uploaded: false,
+                        elapsed_ms: took,
+                    })),
+                });
+                nodes.insert(t.name.clone(), Arc::new(Node::new(t.clone(), facts, session, running, opts.dry_run)));
+                HostOutcome::Ok { changes: vec![] }
+            }
+            Err(e) => {
+                let error = one_line(&e.to_string());
+                fact_reports.push(HostReport {
+                    name: t.name.clone(),
+                    address: t.address.clone(),
+                    roles: t.roles.iter().map(|r| r.as_str().to_string()).collect(),
+                    result: HostResult::Failed { error: error.clone() },
+                });
+                HostOutcome::Failed { error }
+            }
+        };
+        progress.host_finished("connect", &t.name, &outcome);
+        connect.hosts.push(HostPhase { host: t.name.clone(), outcome, took_ms: took, done_before: false });
+    }
+    connect.took_ms = phase_start.elapsed().as_millis() as u64;
+    progress.phase_finished(&connect);
+    report.phases.push(connect);
+
+    // check: refuse to touch a cluster whose hosts fall short.
+    if selected(opts, "check") {
+        let check = evaluate(inv, &fact_reports, &opts.check);
+        let failed = !check.passed();
+        report.check = Some(check);
+        if failed {
+            report.stopped = Some(
+                "the baseline check failed (see the report above; `groundwork check -i INVENTORY` shows it alone): nothing was changed".into(),
+            );
+            finish(transport, nodes).await;
+            report.took_ms = started.elapsed().as_millis() as u64;
+            return Ok(report);
+        }
+    }
+
+    let cluster = Cluster {
+        inventory: inv.clone(),
+        state: state.clone(),
+        dry_run: opts.dry_run,
+        nodes,
+        bundle_dir: inv.packages.bundle.as_ref().map(|p| loaded.resolve(p)),
+        shared: Default::default(),
+    };
+    // Hosts out of the run, with the phase that put them out.
+    let mut out: BTreeMap<String, String> = report.phases[0]
+        .hosts
+        .iter()
+        .filter(|h| matches!(h.outcome, HostOutcome::Failed { .. }))
+        .map(|h| (h.host.clone(), "connect".to_string()))
+        .collect();
+
+    for phase in phases::all() {
+        if !selected(opts, phase.name) {
+            continue;
+        }
+        let hosts = cluster.hosts_for(phase.scope);
+        if hosts.is_empty() && phase.scope != Scope::Controller {
+            continue;
+        }
+        progress.phase_started(phase.name, phase.about, hosts.len());
+        let phase_start = Instant::now();
+        let results = run_phase(&cluster, phase, &hosts, &out, journal.as_ref(), progress.as_ref()).await;
+        for r in &results {
+            if let HostOutcome::Failed { .. } = r.outcome {
+                out.entry(r.host.clone()).or_insert_with(|| phase.name.to_string());
+            }
+            if let Some(j) = journal.as_mut() {
+                let (status, changes, error) = match &r.outcome {
+                    HostOutcome::Ok { changes } => (PhaseStatus::Done, changes.len(), None),
+                    HostOutcome::Failed { error } => (PhaseStatus::Failed, 0, Some(error.clone())),
+                    HostOutcome::Skipped { .. } => continue,
+                };
+                j.record(
+                    phase.name,
+                    &r.host,
+                    JournalEntry { status, at: journal::now_secs(), took_ms: r.took_ms, changes, error },
+                )?;
+            }
+        }
+        let failed_here: Vec<String> = results
+            .iter()
+            .filter(|r| matches!(r.outcome, HostOutcome::Failed { .. }))
+            .map(|r| r.host.clone())
+            .collect();
+        let phase_report =
+            PhaseReport { name: phase.name.into(), hosts: results, took_ms: phase_start.elapsed().as_millis() as u64 };
+        progress.phase_finished(&phase_report);
+        report.phases.push(phase_report);
+        if phase.critical && !failed_here.is_empty() {
+            report.stopped = Some(format!(
+                "phase {} failed on {}: the phases after it need it on every host; fix it and run apply again (it resumes)",
+                phase.name,
+                failed_here.join(", ")
+            ));
+            break;
+        }
+    }
+    let kubeconfig = state.kubeconfig_file();
+    if kubeconfig.exists() {
+        report.kubeconfig = Some(kubeconfig);
+    }
+    finish(transport, cluster.nodes).await;
+    report.took_ms = started.elapsed().as_millis() as u64;
+    Ok(report)
+}
+
+type Connected = (
+    crate::transport::Target,
+    Result<(crate::transport::NodeSession, crate::agent::AgentSession, groundwork_protocol::Facts, i64), AgentError>,
+    u64,
+);
+
+/// Logs in to every host in parallel and starts its agent; a host that fails is reported, the
+/// others go on.
+async fn connect_all(
+    loaded: &LoadedInventory,
+    opts: &ApplyOptions,
+    progress: Arc<dyn ApplyProgress>,
+) -> Result<(Arc<Transport>, Vec<Connected>), ApplyError> {
+    let agent = Arc::new(AgentBinary::locate(opts.facts.agent.as_deref())?);
+    let bastion = target::bastion(loaded);
+    let hosts = target::hosts(loaded);
+    let transport = match Transport::connect(bastion.as_ref(), &hosts, opts.facts.transport.clone()).await {
+        Ok(t) => Arc::new(t),
+        Err(e @ TransportError::Key { .. }) => return Err(ApplyError::Credentials(e)),
+        Err(e) => return Err(ApplyError::Bastion(e)),
+    };
+    let uploads = Arc::new(tokio::sync::Semaphore::new(16));
+    let tasks = hosts.into_iter().map(|t| {
+        let (transport, agent, uploads, opts, progress) =
+            (transport.clone(), agent.clone(), uploads.clone(), opts.facts.clone(), progress.clone());
+        tokio::spawn(async move {
+            let start = Instant::now();
+            let result = async {
+                let (session, mut running, _) =
+                    facts::connect_agent(&transport, &t, false, &agent, &uploads, &opts, progress.as_ref()).await?;
+                let (facts, skew) = facts::ask_facts(&mut running, &t, &opts, progress.as_ref()).await?;
+                Ok((session, running, facts, skew))
+            }
+            .await;
+            (t, result, start.elapsed().as_millis() as u64)
+        })
+    });
+    let mut connected = Vec::new();
+    for joined in futures::future::join_all(tasks).await {
+        match joined {
+            Ok(c) => connected.push(c),
+            Err(e) => tracing::error!("a host task panicked: {e}"),
+        }
+    }
+    Ok((transport, connected))
+}
+
+async fn run_phase(
+    cluster: &Cluster,
+    phase: &'static phases::Phase,
+    hosts: &[String],
+    out: &BTreeMap<String, String>,
+    journal: Option<&Journal>,
+    progress: &dyn ApplyProgress,
+) -> Vec<HostPhase> {
+    let one = |host: String| async move {
+        let done_before = journal.is_some_and(|j| j.is_done(phase.name, &host));
+        let start = Instant::now();
+        let outcome = match (out.get(&host), cluster.nodes.get(&host)) {
+            (Some(failed_in), _) => HostOutcome::Skipped { reason: format!("failed in {failed_in}") },
+            (None, None) => HostOutcome::Skipped { reason: "not connected".into() },
+            (None, Some(node)) => match (phase.run)(cluster, node).await {
+                Ok(changes) => HostOutcome::Ok { changes },
+                Err(e) => HostOutcome::Failed { error: one_line(&e.0) },
+            },
+        };
+        progress.host_finished(phase.name, &host, &outcome);
+        HostPhase { host, outcome, took_ms: start.elapsed().as_millis() as u64, done_before }
+    };
+    if phase.serial {
+        let mut results = Vec::new();
+        for h in hosts {
+            results.push(one(h.clone()).await);
+        }
+        results
+    } else {
+        futures::future::join_all(hosts.iter().cloned().map(one)).await
+    }
+}
+
+async fn finish(transport: Arc<Transport>, nodes: BTreeMap<String, Arc<Node>>) {
+    drop(nodes);
+    if let Ok(t) = Arc::try_unwrap(transport) {
+        t.close().await;
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}

@@ -1,0 +1,91 @@
+//! bundle: Kubernetes' binaries and images from the offline bundle, the way an air-gapped site
+//! gets them. The controller verifies the bundle once per run, uploads each artifact a node needs
+//! through the bastion (skipped when the node already has it with the same checksum), and
+//! installs it. Nothing the bundle carries is ever downloaded on a node.
+
+use std::sync::Arc;
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use groundwork_protocol::Task;
+
+use super::{Change, Cluster, Node, StepError};
+use crate::bundle::{Artifact, ArtifactKind, Bundle};
+use crate::inventory::Role;
+use crate::playbooks;
+
+/// Where uploaded artifacts are kept on a node (so a re-run can compare checksums).
+pub const REMOTE_DIR: &str = "/var/lib/groundwork/bundle";
+/// containerd's namespace for Kubernetes' images.
+pub const IMAGE_NAMESPACE: &str = "k8s.io";
+
+/// Binaries only masters need (external etcd runs there).
+const MASTER_ONLY: &[&str] = &["etcd", "etcdctl"];
+
+pub async fn bundle(cluster: &Cluster) -> Result<Arc<Bundle>, StepError> {
+    let mut shared = cluster.shared.lock().await;
+    if let Some(b) = &shared.bundle {
+        return Ok(b.clone());
+    }
+    let dir = cluster.bundle_dir.as_ref().ok_or_else(|| {
+        StepError::new("the inventory names no offline bundle (packages.bundle): Kubernetes' binaries come from one")
+    })?;
+    let b = Bundle::open(dir).map_err(|e| StepError::new(e.to_string()))?;
+    b.verify().map_err(|e| StepError::new(e.to_string()))?;
+    let b = Arc::new(b);
+    shared.bundle = Some(b.clone());
+    Ok(b)
+}
+
+pub fn remote_path(a: &Artifact) -> String {
+    format!("{REMOTE_DIR}/{}", a.path)
+}
+
+pub fn run<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Vec<Change>, StepError>> {
+    async move {
+        let bundle = bundle(cluster).await?;
+        let master = node.target.roles.contains(&Role::Master);
+        let mut changes = Vec::new();
+        let mut tasks = Vec::new();
+        for a in bundle.artifacts() {
+            let wanted = match a.kind {
+                ArtifactKind::Binary => master || !MASTER_ONLY.contains(&a.name.as_str()),
+                ArtifactKind::Images => true,
+                _ => false,
+            };
+            if !wanted {
+                continue;
+            }
+            let remote = remote_path(a);
+            if node.upload(&bundle.path_of(a), &remote, &a.sha256).await? {
+                changes.push(Change::new(format!("upload {} ({} MiB)", a.path, a.size / (1024 * 1024))));
+            }
+            if let (ArtifactKind::Binary, Some(to)) = (&a.kind, &a.install_to) {
+                tasks.push(Task::Install { source: remote, path: to.clone(), mode: 0o755, sha256: a.sha256.clone() });
+            }
+        }
+        let empty = serde_json::json!({});
+        tasks.push(Task::File {
+            path: "/etc/systemd/system/kubelet.service".into(),
+            content: playbooks::render("kubelet.service", &empty)?,
+            mode: 0o644,
+            owner: "root".into(),
+            group: "root".into(),
+        });
+        tasks.push(Task::File {
+            path: "/etc/systemd/system/kubelet.service.d/10-kubeadm.conf".into(),
+            content: playbooks::render("kubelet-kubeadm.conf", &empty)?,
+            mode: 0o644,
+            owner: "root".into(),
+            group: "root".into(),
+        });
+        if node.dry_run() && !changes.is_empty() {
+            // The binaries are not there to compare yet: say what would be installed.
+            changes.push(Change::new("install kubeadm, kubelet, kubectl from the bundle"));
+            return Ok(changes);
+        }
+        changes.extend(node.ensure_all(tasks).await?);
+        Ok(changes)
+    }
+    .boxed()
+}

@@ -1,0 +1,84 @@
+//! etcd: the cluster's external etcd, one member per master as a systemd service, TLS for clients
+//! and peers, and healthy with every member before kubeadm is asked to use it. With
+//! `cluster.etcd: stacked` this phase does nothing and kubeadm runs etcd itself.
+
+use std::time::Duration;
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use groundwork_protocol::Task;
+
+use super::{Change, Cluster, Node, StepError};
+use crate::playbooks;
+
+const UNIT: &str = "/etc/systemd/system/etcd.service";
+
+/// etcdctl against this member, as the API server's etcd client (which the masters have).
+pub fn etcdctl(args: &str) -> String {
+    format!(
+        "ETCDCTL_API=3 /usr/local/bin/etcdctl --endpoints=https://127.0.0.1:2379 \
+         --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/apiserver-etcd-client.crt \
+         --key=/etc/kubernetes/pki/apiserver-etcd-client.key --command-timeout=5s {args}"
+    )
+}
+
+pub fn run<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Vec<Change>, StepError>> {
+    async move {
+        if !cluster.external_etcd() {
+            return Ok(vec![]);
+        }
+        let initial_cluster = cluster
+            .masters()
+            .iter()
+            .map(|m| format!("{}=https://{}:2380", m.name, m.address))
+            .collect::<Vec<_>>()
+            .join(",");
+        let unit = playbooks::render(
+            "etcd.service",
+            &serde_json::json!({
+                "name": node.name(),
+                "address": node.address(),
+                "cluster": cluster.inventory.cluster.name,
+                "initial_cluster": initial_cluster,
+            }),
+        )?;
+        let mut changes = node
+            .ensure_all(vec![Task::File {
+                path: UNIT.into(),
+                content: unit,
+                mode: 0o644,
+                owner: "root".into(),
+                group: "root".into(),
+            }])
+            .await?;
+        if node.dry_run() {
+            if !node.test("systemctl is-active -q etcd").await? {
+                changes.push(Change::new("start etcd"));
+            }
+            return Ok(changes);
+        }
+        let restart = !changes.is_empty() && node.test("systemctl is-active -q etcd").await?;
+        changes.extend(
+            node.ensure_all(vec![Task::Service { name: "etcd".into(), enabled: true, running: true, restart }]).await?,
+        );
+        wait_healthy(cluster, node).await?;
+        Ok(changes)
+    }
+    .boxed()
+}
+
+/// Every member of the cluster answers (asked from this member), within a minute.
+async fn wait_healthy(cluster: &Cluster, node: &Node) -> Result<(), StepError> {
+    let want = cluster.masters().len();
+    let mut last = String::new();
+    for _ in 0..30 {
+        let out = node.session.exec_privileged(&etcdctl("endpoint health --cluster -w json"), None).await?;
+        let healthy = out.stdout_text().matches("\"health\":true").count();
+        if out.success() && healthy == want {
+            return Ok(());
+        }
+        last = format!("{healthy} of {want} members healthy: {}", super::node::tail(&out.stderr_text(), 3));
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    Err(StepError::new(format!("{}: etcd is not healthy after 60 s ({last})", node.name())))
+}

@@ -1,0 +1,244 @@
+//! The phases of `apply`, in order. A phase is a name, the hosts it concerns, and what it wants
+//! on each host; the runner (`ops::apply`) gives it dry-run, parallelism, the journal, progress
+//! and error collection, so a phase file holds only what is particular to its step (k0sctl's
+//! phase manager and kubeadm's workflow phases are the models).
+//!
+//! Every phase is idempotent: it compares before it changes, so a second run reports no change,
+//! and with `dry_run` it only reports what it would change (that is `groundwork plan`).
+
+mod api;
+mod bundle;
+mod cni;
+mod endpoint;
+mod etcd;
+mod kubeadm;
+mod node;
+mod packages;
+mod pki;
+mod prepare_os;
+mod ready;
+mod runtime;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+
+use crate::inventory::{EndpointMode, EtcdMode, Inventory, Role};
+use crate::state::StateDir;
+
+pub use node::{Change, Node, StepError};
+
+/// Which hosts a phase runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Masters and workers.
+    KubernetesNodes,
+    Masters,
+    FirstMaster,
+    /// Masters after the first, one at a time.
+    OtherMasters,
+    Workers,
+    /// Nothing on hosts: the controller's own work (e.g. the PKI).
+    Controller,
+}
+
+pub type RunFn = for<'a> fn(&'a Cluster, &'a Node) -> BoxFuture<'a, Result<Vec<Change>, StepError>>;
+
+pub struct Phase {
+    pub name: &'static str,
+    pub about: &'static str,
+    pub scope: Scope,
+    /// Hosts one after another instead of all at once (control-plane joins).
+    pub serial: bool,
+    /// A failure on any host stops the run after this phase: later phases need it everywhere.
+    pub critical: bool,
+    pub run: RunFn,
+}
+
+/// The phases after connect, facts and check (which the runner does itself), in order.
+pub fn all() -> &'static [Phase] {
+    static PHASES: &[Phase] = &[
+        Phase {
+            name: "prepare-os",
+            about: "swap off, kernel modules and sysctls, hostname and /etc/hosts",
+            scope: Scope::KubernetesNodes,
+            serial: false,
+            critical: false,
+            run: prepare_os::run,
+        },
+        Phase {
+            name: "packages",
+            about: "containerd, runc, CNI plugins and tools from the package source",
+            scope: Scope::KubernetesNodes,
+            serial: false,
+            critical: false,
+            run: packages::run,
+        },
+        Phase {
+            name: "bundle",
+            about: "kubeadm, kubelet, kubectl (and etcd on masters) from the offline bundle",
+            scope: Scope::KubernetesNodes,
+            serial: false,
+            critical: false,
+            run: bundle::run,
+        },
+        Phase {
+            name: "container-runtime",
+            about: "containerd configured for the node's cgroup driver, images imported",
+            scope: Scope::KubernetesNodes,
+            serial: false,
+            critical: false,
+            run: runtime::run,
+        },
+        Phase {
+            name: "pki",
+            about: "cluster, front-proxy and etcd CAs, certificates and keys pushed to the masters",
+            scope: Scope::Masters,
+            serial: false,
+            critical: true,
+            run: pki::run,
+        },
+        Phase {
+            name: "etcd",
+            about: "a 3-member external etcd on the masters, healthy before kubeadm",
+            scope: Scope::Masters,
+            serial: false,
+            critical: true,
+            run: etcd::run,
+        },
+        Phase {
+            name: "endpoint",
+            about: "the control-plane endpoint: a local load balancer on every node",
+            scope: Scope::KubernetesNodes,
+            serial: false,
+            critical: false,
+            run: endpoint::run,
+        },
+        Phase {
+            name: "init",
+            about: "kubeadm init on the first master",
+            scope: Scope::FirstMaster,
+            serial: true,
+            critical: true,
+            run: kubeadm::init,
+        },
+        Phase {
+            name: "join-masters",
+            about: "kubeadm join --control-plane on the other masters",
+            scope: Scope::OtherMasters,
+            serial: true,
+            critical: false,
+            run: kubeadm::join_master,
+        },
+        Phase {
+            name: "join-workers",
+            about: "kubeadm join on every worker",
+            scope: Scope::Workers,
+            serial: false,
+            critical: false,
+            run: kubeadm::join_worker,
+        },
+        Phase {
+            name: "cni",
+            about: "the pod network: a routed bridge with each node's pod CIDR",
+            scope: Scope::KubernetesNodes,
+            serial: false,
+            critical: false,
+            run: cni::run,
+        },
+        Phase {
+            name: "wait-ready",
+            about: "every node Ready, asked of the API server",
+            scope: Scope::KubernetesNodes,
+            serial: false,
+            critical: false,
+            run: ready::run,
+        },
+    ];
+    PHASES
+}
+
+pub fn find(name: &str) -> Option<&'static Phase> {
+    all().iter().find(|p| p.name == name)
+}
+
+/// Phase names the runner handles before the ones above.
+pub const RUNNER_PHASES: [&str; 3] = ["connect", "facts", "check"];
+
+/// Every phase name in order, for `--only`/`--skip-phases` and help texts.
+pub fn names() -> Vec<&'static str> {
+    RUNNER_PHASES.iter().copied().chain(all().iter().map(|p| p.name)).collect()
+}
+
+/// What every phase may read: the inventory, the nodes, and what earlier phases worked out.
+pub struct Cluster {
+    pub inventory: Inventory,
+    pub state: StateDir,
+    pub dry_run: bool,
+    /// Connected nodes by name (hosts that could not be reached are absent).
+    pub nodes: BTreeMap<String, Arc<Node>>,
+    /// The offline bundle's directory, if the inventory names one.
+    pub bundle_dir: Option<std::path::PathBuf>,
+    /// Cluster-wide results computed once (PKI, token, pod CIDRs), filled by phases.
+    pub shared: tokio::sync::Mutex<Shared>,
+}
+
+#[derive(Default)]
+pub struct Shared {
+    pub pki: Option<Arc<crate::pki::ClusterPki>>,
+    pub bundle: Option<Arc<crate::bundle::Bundle>>,
+}
+
+impl Cluster {
+    pub fn masters(&self) -> Vec<&crate::inventory::Host> {
+        self.inventory.hosts.iter().filter(|h| h.roles.contains(&Role::Master)).collect()
+    }
+    pub fn workers(&self) -> Vec<&crate::inventory::Host> {
+        self.inventory.hosts.iter().filter(|h| h.roles.contains(&Role::Worker)).collect()
+    }
+    pub fn first_master(&self) -> Option<&crate::inventory::Host> {
+        self.masters().into_iter().next()
+    }
+    pub fn external_etcd(&self) -> bool {
+        self.inventory.cluster.etcd == EtcdMode::External
+    }
+    pub fn api_port(&self) -> u16 {
+        self.inventory.cluster.control_plane_endpoint.port
+    }
+    /// `host:port` every node's kubelet and kube-proxy use for the API server.
+    pub fn endpoint(&self) -> String {
+        let ep = &self.inventory.cluster.control_plane_endpoint;
+        match (ep.mode, &ep.address) {
+            (EndpointMode::LocalProxy, _) | (_, None) => format!("127.0.0.1:{}", endpoint::LOCAL_PROXY_PORT),
+            (_, Some(address)) => format!("{address}:{}", ep.port),
+        }
+    }
+
+    /// Which hosts a phase concerns, in inventory order.
+    pub fn hosts_for(&self, scope: Scope) -> Vec<String> {
+        let names = |hs: Vec<&crate::inventory::Host>| hs.into_iter().map(|h| h.name.clone()).collect::<Vec<_>>();
+        match scope {
+            Scope::KubernetesNodes => names(
+                self.inventory
+                    .hosts
+                    .iter()
+                    .filter(|h| h.roles.iter().any(|r| matches!(r, Role::Master | Role::Worker)))
+                    .collect(),
+            ),
+            Scope::Masters => names(self.masters()),
+            Scope::FirstMaster => names(self.masters().into_iter().take(1).collect()),
+            Scope::OtherMasters => names(self.masters().into_iter().skip(1).collect()),
+            Scope::Workers => names(self.workers()),
+            Scope::Controller => vec![],
+        }
+    }
+
+    pub fn node(&self, name: &str) -> Result<&Arc<Node>, StepError> {
+        self.nodes.get(name).ok_or_else(|| StepError::new(format!("{name} is not connected")))
+    }
+
+    pub async fn pki(&self) -> Result<Arc<crate::pki::ClusterPki>, StepError> {
+        pki::cluster_pki(self).await
+    }
+}

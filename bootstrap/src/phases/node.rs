@@ -1,0 +1,167 @@
+//! One connected node as the phases see it: its facts, its agent (for idempotent tasks) and its
+//! SSH session (for the few steps that are commands, such as `kubeadm init`).
+
+use std::path::Path;
+use std::time::Duration;
+
+use groundwork_protocol::{Action, Ensure, Facts, Outcome, Report, Task};
+
+use crate::agent::{AgentError, AgentSession};
+use crate::transport::{NodeSession, Target, TransportError};
+
+/// A step that failed on a node; one line that an operator can act on.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct StepError(pub String);
+
+impl StepError {
+    pub fn new(message: impl Into<String>) -> Self {
+        StepError(message.into())
+    }
+}
+
+impl From<AgentError> for StepError {
+    fn from(e: AgentError) -> Self {
+        StepError(e.to_string())
+    }
+}
+impl From<TransportError> for StepError {
+    fn from(e: TransportError) -> Self {
+        StepError(e.to_string())
+    }
+}
+impl From<crate::playbooks::TemplateError> for StepError {
+    fn from(e: crate::playbooks::TemplateError) -> Self {
+        StepError(e.to_string())
+    }
+}
+
+/// One change a phase made (or, in a plan, would make) on a node.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Change {
+    pub summary: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+}
+
+impl Change {
+    pub fn new(summary: impl Into<String>) -> Self {
+        Change { summary: summary.into(), diff: None }
+    }
+}
+
+pub struct Node {
+    pub target: Target,
+    pub facts: Facts,
+    pub session: NodeSession,
+    agent: tokio::sync::Mutex<AgentSession>,
+    dry_run: bool,
+    timeout: Duration,
+}
+
+/// Packages and image imports can take minutes; everything else is quick.
+const SLOW_TASK: Duration = Duration::from_secs(900);
+
+impl Node {
+    pub fn new(target: Target, facts: Facts, session: NodeSession, agent: AgentSession, dry_run: bool) -> Node {
+        Node {
+            target,
+            facts,
+            session,
+            agent: tokio::sync::Mutex::new(agent),
+            dry_run,
+            timeout: Duration::from_secs(120),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.target.name
+    }
+
+    pub fn address(&self) -> &str {
+        &self.target.address
+    }
+
+    pub fn dry_run(&self) -> bool {
+        self.dry_run
+    }
+
+    /// Asks the agent to make `task` so (or, in a dry run, whether it would change anything).
+    pub async fn ensure(&self, task: Task) -> Result<Report, StepError> {
+        let timeout = match task {
+            Task::Packages { .. } | Task::ImportImages { .. } => SLOW_TASK,
+            _ => self.timeout,
+        };
+        let mut agent = self.agent.lock().await;
+        match agent.call(Action::Ensure(Ensure { dry_run: self.dry_run, task }), timeout).await? {
+            Outcome::Ensured(report) => Ok(report),
+            _ => Err(StepError::new(format!("{}: the agent answered a task with something else", self.name()))),
+        }
+    }
+
+    /// Runs every task in order, collecting the changes. Stops at the first failure.
+    pub async fn ensure_all(&self, tasks: Vec<Task>) -> Result<Vec<Change>, StepError> {
+        let mut changes = Vec::new();
+        for task in tasks {
+            let report = self.ensure(task).await?;
+            if report.changed {
+                changes.push(Change { summary: report.summary, diff: report.diff });
+            }
+        }
+        Ok(changes)
+    }
+
+    /// Runs a shell command with root rights; a non-zero exit is an error carrying the tail of
+    /// its output. `what` names the step for the operator ("kubeadm init").
+    pub async fn sh(&self, what: &str, command: &str) -> Result<String, StepError> {
+        let out = self.session.exec_privileged(command, None).await?;
+        if out.success() {
+            return Ok(out.stdout_text());
+        }
+        Err(StepError::new(format!(
+            "{}: {what} failed (exit {}): {}",
+            self.name(),
+            out.status,
+            tail(&format!("{}\n{}", out.stdout_text(), out.stderr_text()), 15)
+        )))
+    }
+
+    /// Runs a command whose exit status is the answer (a check), never an error.
+    pub async fn test(&self, command: &str) -> Result<bool, StepError> {
+        Ok(self.session.exec_privileged(command, None).await?.success())
+    }
+
+    /// Puts a controller file on the node at `remote` unless it is already there with `sha256`.
+    /// Streams the file (image archives are hundreds of MB); written to a temporary name and
+    /// renamed once its checksum is verified. Returns whether it was uploaded.
+    pub async fn upload(&self, local: &Path, remote: &str, sha256: &str) -> Result<bool, StepError> {
+        let q = crate::transport::shell_quote(remote);
+        if self.test(&format!("echo '{sha256}  '{q} | sha256sum -c --status")).await? {
+            return Ok(false);
+        }
+        if self.dry_run {
+            return Ok(true);
+        }
+        let tmp = crate::transport::shell_quote(&format!("{remote}.part"));
+        let script = format!(
+            "set -e; mkdir -p \"$(dirname {q})\"; cat > {tmp}; echo '{sha256}  '{tmp} | sha256sum -c --status \
+             || {{ rm -f {tmp}; echo 'checksum mismatch after upload' >&2; exit 1; }}; mv -f {tmp} {q}"
+        );
+        let out = self.session.exec_privileged_file(&script, local).await?;
+        if !out.success() {
+            return Err(StepError::new(format!(
+                "{}: uploading {} to {remote} failed: {}",
+                self.name(),
+                local.display(),
+                tail(&out.stderr_text(), 5)
+            )));
+        }
+        Ok(true)
+    }
+}
+
+/// The last `n` non-empty lines of `text`, joined with " | " (one line for reports).
+pub fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..].join(" | ")
+}

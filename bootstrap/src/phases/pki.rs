@@ -1,0 +1,77 @@
+//! pki: the cluster's certificate authorities and keys, made once by the controller (kept in the
+//! state directory, 0600) and pushed to the masters before kubeadm runs, so kubeadm signs its
+//! own certificates with them and no `--upload-certs` is needed.
+
+use std::sync::Arc;
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use groundwork_protocol::Task;
+
+use super::{Change, Cluster, Node, StepError};
+use crate::pki::{ClusterPki, PkiSpec};
+
+pub const REMOTE_DIR: &str = "/etc/kubernetes/pki";
+
+/// The PKI, loaded or (not in a dry run) created once per run.
+pub async fn cluster_pki(cluster: &Cluster) -> Result<Arc<ClusterPki>, StepError> {
+    let mut shared = cluster.shared.lock().await;
+    if let Some(p) = &shared.pki {
+        return Ok(p.clone());
+    }
+    let dir = cluster.state.pki_dir();
+    if cluster.dry_run && !dir.join("ca.crt").exists() {
+        return Err(StepError::new("would generate the cluster PKI (none yet)"));
+    }
+    let spec = spec(cluster)?;
+    let (pki, created) = ClusterPki::load_or_create(&dir, &spec).map_err(|e| StepError::new(e.to_string()))?;
+    for c in created {
+        tracing::info!("pki: created {c}");
+    }
+    let pki = Arc::new(pki);
+    shared.pki = Some(pki.clone());
+    Ok(pki)
+}
+
+fn spec(cluster: &Cluster) -> Result<PkiSpec, StepError> {
+    let mut members = Vec::new();
+    for m in cluster.masters() {
+        let ip = m.address.parse().map_err(|_| {
+            StepError::new(format!("{}: etcd certificates need an IP address, not `{}`", m.name, m.address))
+        })?;
+        members.push((m.name.clone(), ip));
+    }
+    Ok(PkiSpec { etcd_members: members })
+}
+
+pub fn run<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Vec<Change>, StepError>> {
+    async move {
+        let pki = match cluster_pki(cluster).await {
+            Ok(p) => p,
+            Err(e) if cluster.dry_run => return Ok(vec![Change::new(e.0)]),
+            Err(e) => return Err(e),
+        };
+        let mut files = pki.files_for_master(node.name());
+        if cluster.external_etcd() {
+            files.extend(pki.files_for_etcd_member(node.name()));
+        } else {
+            // Stacked etcd: kubeadm makes each member's certificates with the etcd CA.
+            files.push(pki.etcd_ca_key_file());
+        }
+        // The etcd CA certificate is in both lists.
+        let mut seen = std::collections::BTreeSet::new();
+        files.retain(|f| seen.insert(f.path.clone()));
+        let tasks = files
+            .into_iter()
+            .map(|f| Task::File {
+                path: format!("{REMOTE_DIR}/{}", f.path),
+                content: String::from_utf8_lossy(&f.content).into_owned(),
+                mode: f.mode,
+                owner: "root".into(),
+                group: "root".into(),
+            })
+            .collect();
+        node.ensure_all(tasks).await
+    }
+    .boxed()
+}

@@ -1,0 +1,74 @@
+//! container-runtime: containerd configured for the cgroup driver the node actually uses, the
+//! pause image named as the sandbox, and the bundle's images imported.
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use groundwork_protocol::Task;
+
+use super::bundle::{IMAGE_NAMESPACE, bundle, remote_path};
+use super::{Change, Cluster, Node, StepError};
+use crate::bundle::ArtifactKind;
+use crate::playbooks;
+
+/// Debian's containernetworking-plugins put the plugins here (upstream uses /opt/cni/bin).
+const CNI_BIN_DIR: &str = "/usr/lib/cni";
+
+/// The cgroup driver the node actually uses: systemd's when systemd is init (kubeadm's default),
+/// cgroupfs otherwise. containerd and the kubelet are told the same.
+pub fn cgroup_driver(node: &Node) -> &'static str {
+    if node.facts.cgroup.systemd_init { "systemd" } else { "cgroupfs" }
+}
+
+pub fn run<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Vec<Change>, StepError>> {
+    async move {
+        let bundle = bundle(cluster).await?;
+        let sandbox = bundle
+            .images()
+            .into_iter()
+            .find(|i| i.contains("/pause:"))
+            .ok_or_else(|| StepError::new("the bundle carries no pause image (registry.k8s.io/pause:TAG)"))?;
+        let driver = cgroup_driver(node);
+        if node.dry_run() && node.facts.installed.containerd.is_none() {
+            // Nothing to compare with before the packages phase has run.
+            return Ok(vec![Change::new(format!(
+                "configure containerd ({driver} cgroups, sandbox {sandbox}) and import the bundle's images"
+            ))]);
+        }
+        let config = playbooks::render(
+            "containerd-config.toml",
+            &serde_json::json!({
+                "sandbox_image": sandbox,
+                "cgroup_driver": driver,
+                "systemd_cgroup": driver == "systemd",
+                "cni_bin_dir": CNI_BIN_DIR,
+                "registry_mirrors": [],
+            }),
+        )?;
+        let mut changes = node
+            .ensure_all(vec![Task::File {
+                path: "/etc/containerd/config.toml".into(),
+                content: config,
+                mode: 0o644,
+                owner: "root".into(),
+                group: "root".into(),
+            }])
+            .await?;
+        let restart = !changes.is_empty();
+        changes.extend(
+            node.ensure_all(vec![Task::Service { name: "containerd".into(), enabled: true, running: true, restart }])
+                .await?,
+        );
+        for a in bundle.artifacts().iter().filter(|a| a.kind == ArtifactKind::Images) {
+            changes.extend(
+                node.ensure_all(vec![Task::ImportImages {
+                    archive: remote_path(a),
+                    namespace: IMAGE_NAMESPACE.into(),
+                    images: a.images.clone(),
+                }])
+                .await?,
+            );
+        }
+        Ok(changes)
+    }
+    .boxed()
+}
