@@ -58,8 +58,16 @@ fn the_lab_bundle_opens_verifies_and_holds_kubernetes_etcd_and_the_images() {
         assert_eq!(a.install_to.as_deref(), Some(format!("/usr/local/bin/{name}").as_str()), "{name}");
         assert_eq!(a.path, format!("bin/{name}"));
     }
-    let images = bundle.artifact("kubernetes-images").expect("an images artifact");
-    assert_eq!(images.kind, ArtifactKind::Images);
+    // Masters get the control-plane images and etcd; every node kube-proxy and pause.
+    let control_plane = bundle.artifact("control-plane-images").expect("the control-plane images");
+    assert_eq!(control_plane.kind, ArtifactKind::Images);
+    assert_eq!(control_plane.roles, ["master"]);
+    let node = bundle.artifact("node-images").expect("the node images");
+    assert!(node.roles.is_empty(), "every node");
+    assert_eq!(node.images, ["registry.k8s.io/kube-proxy:v1.33.3", "registry.k8s.io/pause:3.10"]);
+    for etcd in ["etcd", "etcdctl"] {
+        assert_eq!(bundle.artifact(etcd).map(|a| a.roles.clone()), Some(vec!["master".to_string()]));
+    }
     assert_eq!(bundle.images(), IMAGES);
 }
 
@@ -79,22 +87,25 @@ fn the_bundles_binaries_run_and_report_their_versions() {
 /// `docker save`'s own index inside the tarball: the names containerd's `ctr images import` gives
 /// the images must be the ones the manifest promises.
 #[test]
-fn the_image_tarball_names_exactly_the_images_the_manifest_lists() {
+fn the_image_tarballs_name_exactly_the_images_the_manifest_lists() {
     let lab = Lab::require();
-    let tar = bundle_dir(&lab).join("images/kubernetes-images.tar");
-    let out = Command::new("tar").arg("-xOf").arg(&tar).arg("manifest.json").output().expect("tar runs");
-    assert!(out.status.success(), "{}: {}", tar.display(), text(&out.stderr));
-    let index: serde_json::Value = serde_json::from_slice(&out.stdout).expect("docker save's manifest.json");
-    let mut tags: Vec<&str> = index
-        .as_array()
-        .expect("a list of images")
-        .iter()
-        .flat_map(|image| image["RepoTags"].as_array().expect("RepoTags").iter().filter_map(|t| t.as_str()))
-        .collect();
-    tags.sort_unstable();
-    let mut expected = IMAGES.to_vec();
-    expected.sort_unstable();
-    assert_eq!(tags, expected);
+    let bundle = Bundle::open(bundle_dir(&lab)).expect("the lab bundle opens");
+    for a in bundle.of_kind(ArtifactKind::Images) {
+        let tar = bundle.path_of(a);
+        let out = Command::new("tar").arg("-xOf").arg(&tar).arg("manifest.json").output().expect("tar runs");
+        assert!(out.status.success(), "{}: {}", tar.display(), text(&out.stderr));
+        let index: serde_json::Value = serde_json::from_slice(&out.stdout).expect("docker save's manifest.json");
+        let mut tags: Vec<&str> = index
+            .as_array()
+            .expect("a list of images")
+            .iter()
+            .flat_map(|image| image["RepoTags"].as_array().expect("RepoTags").iter().filter_map(|t| t.as_str()))
+            .collect();
+        tags.sort_unstable();
+        let mut expected: Vec<&str> = a.images.iter().map(String::as_str).collect();
+        expected.sort_unstable();
+        assert_eq!(tags, expected, "{}", a.path);
+    }
 }
 
 #[test]

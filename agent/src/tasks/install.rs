@@ -41,6 +41,53 @@ impl Read for HashingReader<'_> {
     }
 }
 
+/// Where the checksum of an installed file is remembered with what identifies its content's
+/// version (device, inode, size, mtime): a re-run then needs no hashing of hundreds of MB of
+/// binaries, and any rewrite of the file (new inode or mtime) makes it hash again.
+fn verified_dir() -> std::path::PathBuf {
+    if cfg!(test) {
+        std::env::temp_dir().join(format!("gw-agent-test-verified-{}", std::process::id()))
+    } else {
+        std::path::PathBuf::from("/var/lib/groundwork/verified")
+    }
+}
+
+fn stamp(path: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::metadata(path).ok()?;
+    Some(format!("{} {} {} {}.{}", m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec()))
+}
+
+fn marker(path: &Path) -> std::path::PathBuf {
+    let mut h = Sha256::new();
+    h.update(path.as_os_str().as_encoded_bytes());
+    verified_dir().join(hex(&h.finalize()))
+}
+
+/// The file's SHA-256: remembered when the file is unchanged since it was last hashed.
+fn sha256_cached(path: &Path) -> Result<Option<String>, String> {
+    let Some(now) = stamp(path) else { return Ok(None) };
+    if let Ok(text) = fs::read_to_string(marker(path))
+        && let Some((sum, was)) = text.trim().split_once(' ')
+        && was == now
+    {
+        return Ok(Some(sum.to_string()));
+    }
+    let sum = sha256_of(path)?;
+    if let Some(sum) = &sum {
+        remember(path, sum);
+    }
+    Ok(sum)
+}
+
+/// Best effort: without the marker the next run just hashes again.
+fn remember(path: &Path, sum: &str) {
+    if let Some(now) = stamp(path) {
+        let _ = fs::create_dir_all(verified_dir());
+        let _ = fs::write(marker(path), format!("{sum} {now}\n"));
+    }
+}
+
 pub fn ensure(source: &str, path: &str, mode: u32, sha256: &str, dry: bool) -> Result<Report, String> {
     let want = sha256.trim().to_ascii_lowercase();
     if want.len() != 64 || !want.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -53,7 +100,7 @@ pub fn ensure(source: &str, path: &str, mode: u32, sha256: &str, dry: bool) -> R
     if target.is_dir() {
         return Err(format!("install target {path} is a directory"));
     }
-    if sha256_of(target)?.as_deref() == Some(want.as_str()) {
+    if sha256_cached(target)?.as_deref() == Some(want.as_str()) {
         let found =
             fs::metadata(target).map_err(|e| format!("cannot inspect {path}: {e}"))?.permissions().mode() & 0o7777;
         if found == mode {
@@ -84,6 +131,7 @@ pub fn ensure(source: &str, path: &str, mode: u32, sha256: &str, dry: bool) -> R
         return Err(bad_source(source, &got, &want)); // dropping `staged` removes the copy
     }
     staged.commit()?;
+    remember(target, &want);
     Ok(Report { changed: true, summary: format!("{verb} {path} from {source}"), diff: None })
 }
 

@@ -51,9 +51,19 @@ pub struct Artifact {
     /// The image references an `images` tarball holds, as `ctr images import` will name them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub images: Vec<String>,
+    /// The node roles that need it (`master`, `worker`); empty: every Kubernetes node.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
     /// Where the file came from, for people (an archive, a Debian package and version).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+}
+
+impl Artifact {
+    /// Whether a node with these roles needs this artifact.
+    pub fn is_for<'a>(&self, mut node_roles: impl Iterator<Item = &'a str>) -> bool {
+        self.roles.is_empty() || node_roles.any(|r| self.roles.iter().any(|n| n == r))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

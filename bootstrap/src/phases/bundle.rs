@@ -11,16 +11,12 @@ use groundwork_protocol::Task;
 
 use super::{Change, Cluster, Node, StepError};
 use crate::bundle::{Artifact, ArtifactKind, Bundle};
-use crate::inventory::Role;
 use crate::playbooks;
 
 /// Where uploaded artifacts are kept on a node (so a re-run can compare checksums).
 pub const REMOTE_DIR: &str = "/var/lib/groundwork/bundle";
 /// containerd's namespace for Kubernetes' images.
 pub const IMAGE_NAMESPACE: &str = "k8s.io";
-
-/// Binaries only masters need (external etcd runs there).
-const MASTER_ONLY: &[&str] = &["etcd", "etcdctl"];
 
 pub async fn bundle(cluster: &Cluster) -> Result<Arc<Bundle>, StepError> {
     let mut shared = cluster.shared.lock().await;
@@ -44,15 +40,11 @@ pub fn remote_path(a: &Artifact) -> String {
 pub fn run<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Vec<Change>, StepError>> {
     async move {
         let bundle = bundle(cluster).await?;
-        let master = node.target.roles.contains(&Role::Master);
         let mut changes = Vec::new();
         let mut tasks = Vec::new();
         for a in bundle.artifacts() {
-            let wanted = match a.kind {
-                ArtifactKind::Binary => master || !MASTER_ONLY.contains(&a.name.as_str()),
-                ArtifactKind::Images => true,
-                _ => false,
-            };
+            let wanted = a.is_for(node.target.roles.iter().map(|r| r.as_str()))
+                && matches!(a.kind, ArtifactKind::Binary | ArtifactKind::Images);
             if !wanted {
                 continue;
             }

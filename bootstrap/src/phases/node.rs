@@ -136,7 +136,15 @@ impl Node {
     /// renamed once its checksum is verified. Returns whether it was uploaded.
     pub async fn upload(&self, local: &Path, remote: &str, sha256: &str) -> Result<bool, StepError> {
         let q = crate::transport::shell_quote(remote);
-        if self.test(&format!("echo '{sha256}  '{q} | sha256sum -c --status")).await? {
+        // A file is hashed once after it arrives; its size and mtime are then kept beside it, so a
+        // re-run compares those (cheap) instead of hashing hundreds of MB on every node again.
+        let mark = crate::transport::shell_quote(&format!("{remote}.verified"));
+        let verified = format!("[ \"$(cat {mark} 2>/dev/null)\" = \"{sha256} $(stat -c '%s %Y' {q} 2>/dev/null)\" ]");
+        if self.test(&verified).await? {
+            return Ok(false);
+        }
+        let remember = format!("echo \"{sha256} $(stat -c '%s %Y' {q})\" > {mark}");
+        if self.test(&format!("echo '{sha256}  '{q} | sha256sum -c --status && {{ {remember}; }}")).await? {
             return Ok(false);
         }
         if self.dry_run {
@@ -145,7 +153,7 @@ impl Node {
         let tmp = crate::transport::shell_quote(&format!("{remote}.part"));
         let script = format!(
             "set -e; mkdir -p \"$(dirname {q})\"; cat > {tmp}; echo '{sha256}  '{tmp} | sha256sum -c --status \
-             || {{ rm -f {tmp}; echo 'checksum mismatch after upload' >&2; exit 1; }}; mv -f {tmp} {q}"
+             || {{ rm -f {tmp}; echo 'checksum mismatch after upload' >&2; exit 1; }}; mv -f {tmp} {q}; {remember}"
         );
         let out = self.session.exec_privileged_file(&script, local).await?;
         if !out.success() {

@@ -58,7 +58,8 @@ pub fn run<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Vec
             node.ensure_all(vec![Task::Service { name: "containerd".into(), enabled: true, running: true, restart }])
                 .await?,
         );
-        for a in bundle.artifacts().iter().filter(|a| a.kind == ArtifactKind::Images) {
+        let images = bundle.of_kind(ArtifactKind::Images);
+        for a in images.filter(|a| a.is_for(node.target.roles.iter().map(|r| r.as_str()))) {
             changes.extend(
                 node.ensure_all(vec![Task::ImportImages {
                     archive: remote_path(a),
