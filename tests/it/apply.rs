@@ -58,8 +58,9 @@ fn apply_makes_a_ready_ha_cluster_and_a_second_apply_changes_nothing() {
 
     // The secrets never show: the bootstrap token and the CA key.
     let state = lab.root.join("inventory/.groundwork/gwlab/pki");
-    let token = std::fs::read_to_string(state.join("bootstrap-token")).unwrap_or_default();
-    let secret = token.lines().next().unwrap_or_default().split('.').nth(1).unwrap_or("no-token").to_string();
+    let token: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(state.join("bootstrap-token")).unwrap_or_default()).unwrap_or_default();
+    let secret = token["token"].as_str().unwrap_or_default().split('.').nth(1).unwrap_or("no-token").to_string();
     assert!(secret.len() == 16, "a bootstrap token is kept in the state directory");
     let ca_key = std::fs::read_to_string(state.join("ca.key")).unwrap();
     let ca_key_body = ca_key.lines().nth(1).unwrap();
@@ -91,4 +92,139 @@ fn apply_makes_a_ready_ha_cluster_and_a_second_apply_changes_nothing() {
     let plan = lab.groundwork(&["plan", "-i", "inventory/lab.yaml"]);
     assert!(plan.status.success(), "{}", text(&plan.stderr));
     assert!(text(&plan.stdout).contains("plan: 0 change(s)"), "{}", text(&plan.stdout));
+
+    a_pod_runs_on_every_worker_from_a_locally_built_image(&lab);
+    the_api_and_etcd_answer_with_one_master_stopped(&lab);
+    a_plan_after_an_inventory_edit_shows_exactly_that_change(&lab);
+}
+
+/// `docker ARGS` with `input` on stdin.
+fn with_stdin(args: &[&str], input: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = std::process::Command::new("docker")
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("docker runs");
+    child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+    child.wait_with_output().expect("docker finishes")
+}
+
+fn in_node(lab: &Lab, node: &str, script: &str) -> std::process::Output {
+    lab.docker(&["exec", &lab.container(node), "sh", "-c", script])
+}
+
+/// Retries `check` for up to `secs` seconds; returns its last answer.
+fn eventually(secs: u64, mut check: impl FnMut() -> Result<(), String>) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        match check() {
+            Ok(()) => return Ok(()),
+            Err(e) if Instant::now() > deadline => return Err(e),
+            Err(_) => std::thread::sleep(Duration::from_secs(2)),
+        }
+    }
+}
+
+fn a_pod_runs_on_every_worker_from_a_locally_built_image(lab: &Lab) {
+    let workers = ["worker-1", "worker-2", "worker-3", "worker-4"];
+    let pods: String = workers
+        .iter()
+        .map(|w| {
+            format!(
+                "apiVersion: v1\nkind: Pod\nmetadata: {{name: gw-test-{w}, namespace: default}}\n\
+                 spec: {{nodeName: {w}, containers: [{{name: pause, image: 'registry.k8s.io/pause:3.10', imagePullPolicy: Never}}]}}\n---\n"
+            )
+        })
+        .collect();
+    let out = with_stdin(
+        &[
+            "exec",
+            "-i",
+            &lab.container("master-1"),
+            "kubectl",
+            "--kubeconfig",
+            "/etc/kubernetes/admin.conf",
+            "apply",
+            "-f",
+            "-",
+        ],
+        &pods,
+    );
+    assert!(out.status.success(), "creating test pods: {}", text(&out.stderr));
+    let result = eventually(90, || {
+        let phases = kubectl(
+            lab,
+            "get pods -n default -o jsonpath='{range .items[*]}{.spec.nodeName} {.status.phase} {.status.podIP}{\"\\n\"}{end}'",
+        );
+        for w in workers {
+            if !phases.lines().any(|l| l.starts_with(&format!("{w} Running 10.244."))) {
+                return Err(format!("no running pod with a pod-network address on {w}:\n{phases}"));
+            }
+        }
+        Ok(())
+    });
+    kubectl(lab, "delete pods -n default --all --wait=false");
+    result.unwrap();
+}
+
+fn the_api_and_etcd_answer_with_one_master_stopped(lab: &Lab) {
+    // Paused: its processes are frozen, as on a hung machine; unpaused afterwards whatever happens.
+    assert!(lab.docker(&["pause", &lab.container("master-1")]).status.success());
+    let api = eventually(60, || {
+        // Through worker-1's own endpoint (127.0.0.1:6444, the local load balancer), as its kubelet.
+        let out = in_node(
+            lab,
+            "worker-1",
+            "kubectl --kubeconfig /etc/kubernetes/kubelet.conf --request-timeout=5s get node worker-1 -o name",
+        );
+        if out.status.success() { Ok(()) } else { Err(text(&out.stderr)) }
+    });
+    let etcd = eventually(30, || {
+        let out = in_node(
+            lab,
+            "master-2",
+            "export ETCDCTL_API=3; f='--endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt \
+             --cert=/etc/kubernetes/pki/apiserver-etcd-client.crt --key=/etc/kubernetes/pki/apiserver-etcd-client.key \
+             --command-timeout=5s'; etcdctl $f put groundwork-test quorum && etcdctl $f get groundwork-test --print-value-only",
+        );
+        if out.status.success() && text(&out.stdout).contains("quorum") { Ok(()) } else { Err(text(&out.stderr)) }
+    });
+    assert!(lab.docker(&["unpause", &lab.container("master-1")]).status.success());
+    api.expect("the API answers through a worker's endpoint with master-1 stopped");
+    etcd.expect("etcd writes and reads with master-1 stopped (2 of 3 members)");
+}
+
+fn a_plan_after_an_inventory_edit_shows_exactly_that_change(lab: &Lab) {
+    // A copy beside the original, so that it shares the cluster's state directory.
+    let edited = lab.root.join("inventory/.plan-edit-test.yaml");
+    let original = std::fs::read_to_string(&lab.inventory_path).unwrap();
+    let changed = original.replace("proxy: http://10.78.0.2:3142\n", "proxy: http://10.78.0.2:3142/\n");
+    assert_ne!(changed, original, "the lab inventory names its apt proxy");
+    std::fs::write(&edited, changed).unwrap();
+    let out = lab.groundwork(&["plan", "-i", edited.to_str().unwrap(), "-o", "json"]);
+    std::fs::remove_file(&edited).ok();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report = lab.json(&out);
+    let mut changes = Vec::new();
+    for p in report["phases"].as_array().unwrap() {
+        for h in p["hosts"].as_array().unwrap() {
+            for c in h["changes"].as_array().into_iter().flatten() {
+                changes.push(format!(
+                    "{} {} {}",
+                    p["name"].as_str().unwrap(),
+                    h["host"].as_str().unwrap(),
+                    c["summary"]
+                ));
+            }
+        }
+    }
+    assert_eq!(changes.len(), 7, "one change on each of the 7 nodes:\n{}", changes.join("\n"));
+    assert!(
+        changes.iter().all(|c| c.starts_with("packages ") && c.contains("90groundwork-proxy")),
+        "only the apt proxy setting:\n{}",
+        changes.join("\n")
+    );
 }

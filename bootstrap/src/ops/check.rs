@@ -328,7 +328,8 @@ fn uniqueness(check: &'static str, what: &str, values: Vec<(&str, String)>, host
         return finding(check, Status::Warn, format!("{what} not readable on any host"), "unique per host")
             .advise(format!("kubeadm tells nodes apart by {what}; make it visible or make sure cloned hosts differ"));
     }
-    let seen = values.len();
+    // A host may show several values (one MAC per interface): count hosts, not values.
+    let seen = values.iter().map(|(h, _)| *h).collect::<std::collections::BTreeSet<_>>().len();
     let dups = duplicates(values.into_iter());
     if dups.is_empty() {
         let missing = hosts - seen;
@@ -383,7 +384,10 @@ pub fn evaluate(inv: &Inventory, reports: &[HostReport], settings: &CheckSetting
     ));
     let macs: Vec<(&str, String)> = nodes
         .iter()
-        .flat_map(|(n, f, _)| f.interfaces.iter().filter_map(move |i| i.mac.clone().map(|m| (*n, m))))
+        // Interfaces with an address: the host's own NICs, not the veths a container runtime adds.
+        .flat_map(|(n, f, _)| {
+            f.interfaces.iter().filter(|i| !i.addresses.is_empty()).filter_map(move |i| i.mac.clone().map(|m| (*n, m)))
+        })
         .filter(|(_, m)| m != "00:00:00:00:00:00")
         .collect();
     cluster.push(uniqueness("unique MAC", "MAC address", macs, nodes.len()));
@@ -457,7 +461,7 @@ mod tests {
                 total_bytes: 100 << 30,
                 available_bytes: 50 << 30,
             }],
-            interfaces: vec![Interface { name: "eth0".into(), mac: Some(mac.into()), addresses: vec![], up: true }],
+            interfaces: vec![Interface { name: "eth0".into(), mac: Some(mac.into()), addresses: vec!["10.0.0.9/24".into()], up: true }],
             machine_id: Some(format!("id-{host}")),
             kernel_features: groundwork_protocol::facts::KernelFeatures {
                 overlay: FeatureState::Available,
