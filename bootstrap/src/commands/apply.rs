@@ -227,9 +227,10 @@ fn print_summary(report: &ApplyReport, show_diff: bool) {
         );
     }
     if let Some(k) = &report.kubeconfig {
-        println!(
-            "admin kubeconfig: {} (server 127.0.0.1:6443 is each node's local endpoint: reach it with an SSH tunnel, see README)",
-            k.display()
-        );
+        println!("admin kubeconfig: {}", k.display());
+        if let Some(tunnel) = &report.kubeconfig_tunnel {
+            println!("  its server is each node's local endpoint; from here, keep a tunnel open:  {tunnel}");
+            println!("  then:  kubectl --kubeconfig {} get nodes", k.display());
+        }
     }
 }

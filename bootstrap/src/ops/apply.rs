@@ -78,6 +78,8 @@ pub struct ApplyReport {
     pub took_ms: u64,
     /// The admin kubeconfig, once the control plane exists.
     pub kubeconfig: Option<std::path::PathBuf>,
+    /// How to reach the API server it names from this machine (an SSH tunnel through the bastion).
+    pub kubeconfig_tunnel: Option<String>,
 }
 
 impl ApplyReport {
@@ -172,6 +174,7 @@ pub async fn apply(
         check: None,
         took_ms: 0,
         kubeconfig: None,
+        kubeconfig_tunnel: None,
     };
 
     // connect + facts
@@ -296,6 +299,7 @@ pub async fn apply(
     let kubeconfig = state.kubeconfig_file();
     if kubeconfig.exists() {
         report.kubeconfig = Some(kubeconfig);
+        report.kubeconfig_tunnel = tunnel_hint(loaded, &cluster);
     }
     finish(transport, cluster.nodes).await;
     report.took_ms = started.elapsed().as_millis() as u64;
@@ -387,6 +391,20 @@ async fn finish(transport: Arc<Transport>, nodes: BTreeMap<String, Arc<Node>>) {
     if let Ok(t) = Arc::try_unwrap(transport) {
         t.close().await;
     }
+}
+
+/// The kubeconfig names the endpoint as the nodes see it (`127.0.0.1:6444` with the local proxy):
+/// the same port forwarded from this machine to a master makes it work here unchanged.
+fn tunnel_hint(loaded: &LoadedInventory, cluster: &Cluster) -> Option<String> {
+    let endpoint = cluster.endpoint();
+    let (host, port) = endpoint.rsplit_once(':')?;
+    if host != "127.0.0.1" {
+        return None;
+    }
+    let master = cluster.first_master()?;
+    let user = &loaded.inventory.ssh.user;
+    let jump = target::bastion(loaded).map(|b| format!("-J {}@{}:{} ", b.user, b.address, b.port)).unwrap_or_default();
+    Some(format!("ssh -N {jump}-L {port}:127.0.0.1:{port} {user}@{}", master.address))
 }
 
 fn one_line(s: &str) -> String {
