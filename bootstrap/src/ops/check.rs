@@ -461,7 +461,12 @@ mod tests {
                 total_bytes: 100 << 30,
                 available_bytes: 50 << 30,
             }],
-            interfaces: vec![Interface { name: "eth0".into(), mac: Some(mac.into()), addresses: vec!["10.0.0.9/24".into()], up: true }],
+            interfaces: vec![Interface {
+                name: "eth0".into(),
+                mac: Some(mac.into()),
+                addresses: vec!["10.0.0.9/24".into()],
+                up: true,
+            }],
             machine_id: Some(format!("id-{host}")),
             kernel_features: groundwork_protocol::facts::KernelFeatures {
                 overlay: FeatureState::Available,
