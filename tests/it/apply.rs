@@ -23,19 +23,44 @@ fn kubectl(lab: &Lab, args: &str) -> String {
 fn apply_makes_a_ready_ha_cluster_and_a_second_apply_changes_nothing() {
     let lab = Lab::require();
     let started = Instant::now();
+    // The first apply loses worker-4 midway (killed once it has its packages: on bare hosts, while
+    // the bundle is uploaded); the others must finish and the report must name it.
+    let interrupted = apply_killing_a_worker_midway(&lab, "worker-4");
+    let report = lab.json(&interrupted);
+    assert_eq!(interrupted.status.code(), Some(1), "{}", text(&interrupted.stderr));
+    assert!(report["stopped"].is_null(), "one lost worker does not stop the run: {}", report["stopped"]);
+    let failed: Vec<(String, String)> = report["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["hosts"].as_array().unwrap().iter())
+        .filter(|h| h["outcome"] == "failed")
+        .map(|h| (h["host"].as_str().unwrap().to_string(), h["error"].as_str().unwrap_or_default().to_string()))
+        .collect();
+    assert!(!failed.is_empty() && failed.iter().all(|(h, _)| h == "worker-4"), "only worker-4 fails: {failed:?}");
+    let nodes = ready_nodes(&lab);
+    for h in ["master-1", "master-2", "master-3", "worker-1", "worker-2", "worker-3"] {
+        assert!(nodes.lines().any(|l| l == format!("{h} True")), "{h} not Ready after the interrupted run:\n{nodes}");
+    }
+
+    // Back again: a re-run completes what was left, which is worker-4 (and the routes to its pods).
+    assert!(lab.docker(&["start", &lab.container("worker-4")]).status.success());
+    lab.wait_for_ssh("worker-4");
     let out = lab.groundwork(&["apply", "-i", "inventory/lab.yaml", "-o", "json"]);
     let first_took = started.elapsed();
     let stderr = text(&out.stderr);
     assert!(out.status.success(), "apply failed:\n{stderr}\n{}", text(&out.stdout));
     let report = lab.json(&out);
     assert!(report["stopped"].is_null(), "{}", report["stopped"]);
-    eprintln!("first apply: {} s", first_took.as_secs());
+    let elsewhere = changes(&report)
+        .into_iter()
+        .filter(|(phase, host, _)| host != "worker-4" && phase != "cni")
+        .collect::<Vec<_>>();
+    assert!(elsewhere.is_empty(), "the resumed run redid work on other hosts: {elsewhere:?}");
+    eprintln!("first apply, with a worker lost and resumed: {} s", first_took.as_secs());
 
     // Every node registered and Ready, as the API server says.
-    let nodes = kubectl(
-        &lab,
-        "get nodes -o jsonpath='{range .items[*]}{.metadata.name} {.status.conditions[?(@.type==\"Ready\")].status}{\"\\n\"}{end}'",
-    );
+    let nodes = ready_nodes(&lab);
     for h in lab.inventory.hosts.iter().filter(|h| h.name.starts_with("master") || h.name.starts_with("worker")) {
         assert!(nodes.lines().any(|l| l == format!("{} True", h.name)), "{} not Ready:\n{nodes}", h.name);
     }
@@ -73,18 +98,8 @@ fn apply_makes_a_ready_ha_cluster_and_a_second_apply_changes_nothing() {
     let second_took = started.elapsed();
     assert!(again.status.success(), "{}", text(&again.stderr));
     let report = lab.json(&again);
-    let changed: Vec<String> = report["phases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|p| {
-            p["hosts"].as_array().unwrap().iter().filter_map(move |h| {
-                let n = h["changes"].as_array().map_or(0, Vec::len);
-                (n > 0).then(|| format!("{} {}: {}", p["name"], h["host"], h["changes"]))
-            })
-        })
-        .collect();
-    assert!(changed.is_empty(), "the second apply changed things:\n{}", changed.join("\n"));
+    let changed = changes(&report);
+    assert!(changed.is_empty(), "the second apply changed things: {changed:?}");
     eprintln!("second apply: {} ms", second_took.as_millis());
     assert!(second_took < Duration::from_secs(60), "a no-op apply is quick: {second_took:?}");
 
@@ -96,6 +111,54 @@ fn apply_makes_a_ready_ha_cluster_and_a_second_apply_changes_nothing() {
     a_pod_runs_on_every_worker_from_a_locally_built_image(&lab);
     the_api_and_etcd_answer_with_one_master_stopped(&lab);
     a_plan_after_an_inventory_edit_shows_exactly_that_change(&lab);
+}
+
+fn ready_nodes(lab: &Lab) -> String {
+    kubectl(
+        lab,
+        "get nodes -o jsonpath='{range .items[*]}{.metadata.name} {.status.conditions[?(@.type==\"Ready\")].status}{\"\\n\"}{end}'",
+    )
+}
+
+/// (phase, host, change) for every change in an apply report.
+fn changes(report: &serde_json::Value) -> Vec<(String, String, String)> {
+    let mut all = Vec::new();
+    for p in report["phases"].as_array().into_iter().flatten() {
+        for h in p["hosts"].as_array().into_iter().flatten() {
+            for c in h["changes"].as_array().into_iter().flatten() {
+                all.push((
+                    p["name"].as_str().unwrap_or_default().to_string(),
+                    h["host"].as_str().unwrap_or_default().to_string(),
+                    c["summary"].as_str().unwrap_or_default().to_string(),
+                ));
+            }
+        }
+    }
+    all
+}
+
+/// Runs apply and kills `worker`'s container as soon as the journal says it has its packages.
+fn apply_killing_a_worker_midway(lab: &Lab, worker: &str) -> std::process::Output {
+    let mut child = std::process::Command::new(lab.groundwork_bin())
+        .args(["apply", "-i", "inventory/lab.yaml", "-o", "json"])
+        .current_dir(&lab.root)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("groundwork runs");
+    let journal = lab.root.join("inventory/.groundwork/gwlab/journal.json");
+    let deadline = Instant::now() + Duration::from_secs(900);
+    loop {
+        let j: serde_json::Value =
+            std::fs::read(&journal).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+        let finished = matches!(child.try_wait(), Ok(Some(_)));
+        if j["phases"]["packages"][worker]["status"] == "done" || finished || Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(lab.docker(&["kill", &lab.container(worker)]).status.success(), "docker kill {worker}");
+    child.wait_with_output().expect("apply finishes")
 }
 
 /// `docker ARGS` with `input` on stdin.
@@ -207,20 +270,7 @@ fn a_plan_after_an_inventory_edit_shows_exactly_that_change(lab: &Lab) {
     let out = lab.groundwork(&["plan", "-i", edited.to_str().unwrap(), "-o", "json"]);
     std::fs::remove_file(&edited).ok();
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let report = lab.json(&out);
-    let mut changes = Vec::new();
-    for p in report["phases"].as_array().unwrap() {
-        for h in p["hosts"].as_array().unwrap() {
-            for c in h["changes"].as_array().into_iter().flatten() {
-                changes.push(format!(
-                    "{} {} {}",
-                    p["name"].as_str().unwrap(),
-                    h["host"].as_str().unwrap(),
-                    c["summary"]
-                ));
-            }
-        }
-    }
+    let changes: Vec<String> = changes(&lab.json(&out)).into_iter().map(|(p, h, c)| format!("{p} {h} {c}")).collect();
     assert_eq!(changes.len(), 7, "one change on each of the 7 nodes:\n{}", changes.join("\n"));
     assert!(
         changes.iter().all(|c| c.starts_with("packages ") && c.contains("90groundwork-proxy")),

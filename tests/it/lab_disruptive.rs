@@ -15,7 +15,7 @@ fn a_stopped_host_is_reported_while_the_others_succeed() {
     let took = started.elapsed();
     // Bring it back before asserting, so that a failure here leaves the lab whole.
     assert!(lab.docker(&["start", &c]).status.success());
-    wait_for_ssh(&lab, "worker-4");
+    lab.wait_for_ssh("worker-4");
 
     assert_eq!(out.status.code(), Some(1), "one host failed");
     let report = lab.json(&out);
@@ -101,15 +101,4 @@ fn a_host_made_from_another_lab_state_is_replaced_and_trusted_again() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let again = lab.script(&["up"]);
     assert!(text(&again.stdout).contains("lab up: nothing to change"), "{}", text(&again.stdout));
-}
-
-fn wait_for_ssh(lab: &Lab, name: &str) {
-    for _ in 0..120 {
-        let out = lab.docker(&["exec", &lab.container(name), "systemctl", "is-active", "ssh"]);
-        if text(&out.stdout).trim() == "active" {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    panic!("{name} did not come back");
 }

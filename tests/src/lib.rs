@@ -52,6 +52,18 @@ impl Lab {
     pub fn docker(&self, args: &[&str]) -> Output {
         Command::new("docker").args(args).output().expect("docker runs")
     }
+
+    /// Waits until `host`'s container (after a `docker start`) has sshd running again.
+    pub fn wait_for_ssh(&self, host: &str) {
+        for _ in 0..120 {
+            let out = self.docker(&["exec", &self.container(host), "systemctl", "is-active", "ssh"]);
+            if text(&out.stdout).trim() == "active" {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+        panic!("{host} did not come back");
+    }
 }
 
 impl Lab {

@@ -9,6 +9,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use groundwork_protocol::Task;
 
+use super::node::file;
 use super::{Change, Cluster, Node, StepError};
 use crate::bundle::{Artifact, ArtifactKind, Bundle};
 use crate::playbooks;
@@ -57,20 +58,12 @@ pub fn run<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Vec
             }
         }
         let empty = serde_json::json!({});
-        tasks.push(Task::File {
-            path: "/etc/systemd/system/kubelet.service".into(),
-            content: playbooks::render("kubelet.service", &empty)?,
-            mode: 0o644,
-            owner: "root".into(),
-            group: "root".into(),
-        });
-        tasks.push(Task::File {
-            path: "/etc/systemd/system/kubelet.service.d/10-kubeadm.conf".into(),
-            content: playbooks::render("kubelet-kubeadm.conf", &empty)?,
-            mode: 0o644,
-            owner: "root".into(),
-            group: "root".into(),
-        });
+        tasks.push(file("/etc/systemd/system/kubelet.service", playbooks::render("kubelet.service", &empty)?, 0o644));
+        tasks.push(file(
+            "/etc/systemd/system/kubelet.service.d/10-kubeadm.conf",
+            playbooks::render("kubelet-kubeadm.conf", &empty)?,
+            0o644,
+        ));
         if node.dry_run() && !changes.is_empty() {
             // The binaries are not there to compare yet: say what would be installed.
             changes.push(Change::new("install kubeadm, kubelet, kubectl from the bundle"));

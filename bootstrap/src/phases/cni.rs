@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use groundwork_protocol::Task;
 
+use super::node::file;
 use super::{Change, Cluster, Node, StepError};
 use crate::inventory::Cni;
 use crate::playbooks;
@@ -21,10 +21,6 @@ async fn pod_cidrs(cluster: &Cluster) -> Result<Option<BTreeMap<String, String>>
     Ok(super::api::nodes(cluster)
         .await?
         .map(|nodes| nodes.into_iter().filter_map(|n| n.pod_cidr.map(|c| (n.name, c))).collect()))
-}
-
-fn file(path: &str, content: String, mode: u32) -> Task {
-    Task::File { path: path.into(), content, mode, owner: "root".into(), group: "root".into() }
 }
 
 pub fn run<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Vec<Change>, StepError>> {
@@ -65,24 +61,15 @@ pub fn run<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Vec
             }),
         )?;
         let unit = playbooks::render("groundwork-pod-routes.service", &serde_json::json!({}))?;
-        let mut changes = node
-            .ensure_all(vec![
+        node.ensure_service_with(
+            "groundwork-pod-routes",
+            vec![
                 file("/etc/cni/net.d/10-groundwork.conflist", conflist, 0o644),
                 file("/etc/groundwork/pod-routes.sh", script, 0o755),
                 file("/etc/systemd/system/groundwork-pod-routes.service", unit, 0o644),
-            ])
-            .await?;
-        let restart = !changes.is_empty();
-        changes.extend(
-            node.ensure_all(vec![Task::Service {
-                name: "groundwork-pod-routes".into(),
-                enabled: true,
-                running: true,
-                restart,
-            }])
-            .await?,
-        );
-        Ok(changes)
+            ],
+        )
+        .await
     }
     .boxed()
 }

@@ -8,8 +8,8 @@
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use groundwork_protocol::Task;
 
+use super::node::file;
 use super::{Change, Cluster, Node, StepError};
 use crate::inventory::EndpointMode;
 use crate::playbooks;
@@ -34,21 +34,7 @@ pub fn run<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Vec
                 "masters": masters,
             }),
         )?;
-        let mut changes = node
-            .ensure_all(vec![Task::File {
-                path: "/etc/haproxy/haproxy.cfg".into(),
-                content: config,
-                mode: 0o644,
-                owner: "root".into(),
-                group: "root".into(),
-            }])
-            .await?;
-        let restart = !changes.is_empty();
-        changes.extend(
-            node.ensure_all(vec![Task::Service { name: "haproxy".into(), enabled: true, running: true, restart }])
-                .await?,
-        );
-        Ok(changes)
+        node.ensure_service_with("haproxy", vec![file("/etc/haproxy/haproxy.cfg", config, 0o644)]).await
     }
     .boxed()
 }

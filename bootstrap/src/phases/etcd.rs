@@ -8,6 +8,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use groundwork_protocol::Task;
 
+use super::node::file;
 use super::{Change, Cluster, Node, StepError};
 use crate::playbooks;
 
@@ -42,15 +43,7 @@ pub fn run<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Vec
                 "initial_cluster": initial_cluster,
             }),
         )?;
-        let mut changes = node
-            .ensure_all(vec![Task::File {
-                path: UNIT.into(),
-                content: unit,
-                mode: 0o644,
-                owner: "root".into(),
-                group: "root".into(),
-            }])
-            .await?;
+        let mut changes = node.ensure_all(vec![file(UNIT, unit, 0o644)]).await?;
         if node.dry_run() {
             if !node.test("systemctl is-active -q etcd").await? {
                 changes.push(Change::new("start etcd"));

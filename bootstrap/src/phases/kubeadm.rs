@@ -21,7 +21,7 @@ fn kubelet_enabled() -> Task {
 }
 
 fn config_file(path: String, content: String) -> Task {
-    Task::File { path, content, mode: 0o600, owner: "root".into(), group: "root".into() }
+    super::node::file(&path, content, 0o600)
 }
 
 async fn token(cluster: &Cluster) -> Result<BootstrapToken, StepError> {

@@ -111,6 +111,18 @@ impl Node {
         Ok(changes)
     }
 
+    /// Files a service reads, then the service enabled and running, restarted when any of the
+    /// files changed in this run.
+    pub async fn ensure_service_with(&self, service: &str, files: Vec<Task>) -> Result<Vec<Change>, StepError> {
+        let mut changes = self.ensure_all(files).await?;
+        let restart = !changes.is_empty();
+        changes.extend(
+            self.ensure_all(vec![Task::Service { name: service.into(), enabled: true, running: true, restart }])
+                .await?,
+        );
+        Ok(changes)
+    }
+
     /// Runs a shell command with root rights; a non-zero exit is an error carrying the tail of
     /// its output. `what` names the step for the operator ("kubeadm init").
     pub async fn sh(&self, what: &str, command: &str) -> Result<String, StepError> {
@@ -166,6 +178,11 @@ impl Node {
         }
         Ok(true)
     }
+}
+
+/// A root-owned file with this content and mode.
+pub fn file(path: &str, content: String, mode: u32) -> Task {
+    Task::File { path: path.into(), content, mode, owner: "root".into(), group: "root".into() }
 }
 
 /// The last `n` non-empty lines of `text`, joined with " | " (one line for reports).

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use groundwork_protocol::Task;
 
+use super::node::file;
 use super::{Change, Cluster, Node, StepError};
 use crate::pki::{ClusterPki, PkiSpec};
 
@@ -63,12 +63,8 @@ pub fn run<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Vec
         files.retain(|f| seen.insert(f.path.clone()));
         let tasks = files
             .into_iter()
-            .map(|f| Task::File {
-                path: format!("{REMOTE_DIR}/{}", f.path),
-                content: String::from_utf8_lossy(&f.content).into_owned(),
-                mode: f.mode,
-                owner: "root".into(),
-                group: "root".into(),
+            .map(|f| {
+                file(&format!("{REMOTE_DIR}/{}", f.path), String::from_utf8_lossy(&f.content).into_owned(), f.mode)
             })
             .collect();
         node.ensure_all(tasks).await

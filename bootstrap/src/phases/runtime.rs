@@ -6,6 +6,7 @@ use futures::future::BoxFuture;
 use groundwork_protocol::Task;
 
 use super::bundle::{IMAGE_NAMESPACE, bundle, remote_path};
+use super::node::file;
 use super::{Change, Cluster, Node, StepError};
 use crate::bundle::ArtifactKind;
 use crate::playbooks;
@@ -44,20 +45,8 @@ pub fn run<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Vec
                 "registry_mirrors": [],
             }),
         )?;
-        let mut changes = node
-            .ensure_all(vec![Task::File {
-                path: "/etc/containerd/config.toml".into(),
-                content: config,
-                mode: 0o644,
-                owner: "root".into(),
-                group: "root".into(),
-            }])
-            .await?;
-        let restart = !changes.is_empty();
-        changes.extend(
-            node.ensure_all(vec![Task::Service { name: "containerd".into(), enabled: true, running: true, restart }])
-                .await?,
-        );
+        let mut changes =
+            node.ensure_service_with("containerd", vec![file("/etc/containerd/config.toml", config, 0o644)]).await?;
         let images = bundle.of_kind(ArtifactKind::Images);
         for a in images.filter(|a| a.is_for(node.target.roles.iter().map(|r| r.as_str()))) {
             changes.extend(
