@@ -13,4 +13,5 @@ pub mod pki;
 pub mod playbooks;
 pub mod secrets;
 pub mod state;
+pub mod storage;
 pub mod transport;

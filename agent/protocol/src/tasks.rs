@@ -69,6 +69,9 @@ pub enum Task {
     Hostname { name: String },
     /// A block of `/etc/hosts` between groundwork's markers, holding exactly these entries.
     HostsBlock { entries: Vec<HostsEntry> },
+    /// A sparse file of `size` bytes (a volume's backing store): created when missing, grown when
+    /// smaller; never shrunk, since that would cut off a volume's data (that is an error instead).
+    SparseFile { path: String, size: u64, mode: u32 },
     /// Images imported into containerd's namespace from an image tarball on the node, skipped
     /// when every image named in it is already there.
     ImportImages { archive: String, namespace: String, images: Vec<String> },

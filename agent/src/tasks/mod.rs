@@ -15,6 +15,7 @@ mod install;
 mod modules;
 mod packages;
 mod service;
+mod sparse;
 mod swap;
 mod sysctl;
 
@@ -33,6 +34,7 @@ pub fn ensure(e: Ensure) -> Result<Report, String> {
         Task::SwapOff => swap::ensure(dry),
         Task::Hostname { name } => hostname::ensure(&name, dry),
         Task::HostsBlock { entries } => hosts::ensure(&entries, dry),
+        Task::SparseFile { path, size, mode } => sparse::ensure(&path, size, mode, dry),
         Task::ImportImages { archive, namespace, images } => images::ensure(&archive, &namespace, &images, dry),
     }
 }

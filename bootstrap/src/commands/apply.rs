@@ -155,12 +155,18 @@ impl ApplyProgress for Lines {
         }
         let verb = if self.dry_run { "would change" } else { "changed" };
         match outcome {
-            HostOutcome::Ok { changes } if changes.is_empty() => eprintln!("    {host:<12} ok      no change"),
-            HostOutcome::Ok { changes } => {
-                eprintln!(
-                    "    {host:<12} ok      {verb}: {}",
-                    changes.iter().map(|c| c.summary.as_str()).collect::<Vec<_>>().join("; ")
-                )
+            HostOutcome::Ok { changes, notes } => {
+                if changes.is_empty() {
+                    eprintln!("    {host:<12} ok      no change");
+                } else {
+                    eprintln!(
+                        "    {host:<12} ok      {verb}: {}",
+                        changes.iter().map(|c| c.summary.as_str()).collect::<Vec<_>>().join("; ")
+                    );
+                }
+                for note in notes {
+                    eprintln!("    {host:<12} NOTE    {note}");
+                }
             }
             HostOutcome::Failed { error } => eprintln!("    {host:<12} FAILED  {error}"),
             HostOutcome::Skipped { reason } => eprintln!("    {host:<12} skipped ({reason})"),
@@ -188,7 +194,7 @@ fn print_summary(report: &ApplyReport, show_diff: bool) {
         t.row([
             p.name.clone(),
             p.hosts.len().to_string(),
-            count(|o| matches!(o, HostOutcome::Ok { changes } if !changes.is_empty())),
+            count(|o| matches!(o, HostOutcome::Ok { changes, .. } if !changes.is_empty())),
             count(|o| matches!(o, HostOutcome::Failed { .. })),
             count(|o| matches!(o, HostOutcome::Skipped { .. })),
             human_ms(p.took_ms as i64),
@@ -198,7 +204,7 @@ fn print_summary(report: &ApplyReport, show_diff: bool) {
     if show_diff {
         for p in &report.phases {
             for h in &p.hosts {
-                if let HostOutcome::Ok { changes } = &h.outcome {
+                if let HostOutcome::Ok { changes, .. } = &h.outcome {
                     for c in changes.iter().filter(|c| c.diff.is_some()) {
                         println!("\n--- {} {} {}", p.name, h.host, c.summary);
                         print!("{}", c.diff.as_deref().unwrap_or_default());

@@ -40,6 +40,10 @@ pub enum HostOutcome {
     /// Done; `changes` lists what was changed (empty: it already was as wanted).
     Ok {
         changes: Vec<Change>,
+        /// What the operator must know though nothing failed (e.g. "configured, not logged in:
+        /// the kernel lacks iSCSI"): said on every run, never silently skipped.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        notes: Vec<String>,
     },
     Failed {
         error: String,
@@ -95,7 +99,7 @@ impl ApplyReport {
         self.phases
             .iter()
             .flat_map(|p| p.hosts.iter())
-            .map(|h| if let HostOutcome::Ok { changes } = &h.outcome { changes.len() } else { 0 })
+            .map(|h| if let HostOutcome::Ok { changes, .. } = &h.outcome { changes.len() } else { 0 })
             .sum()
     }
     pub fn succeeded(&self) -> bool {
@@ -199,7 +203,7 @@ pub async fn apply(
                     })),
                 });
                 nodes.insert(t.name.clone(), Arc::new(Node::new(t.clone(), facts, session, running, opts.dry_run)));
-                HostOutcome::Ok { changes: vec![] }
+                HostOutcome::Ok { changes: vec![], notes: vec![] }
             }
             Err(e) => {
                 let error = one_line(&e.to_string());
@@ -267,7 +271,7 @@ pub async fn apply(
             }
             if let Some(j) = journal.as_mut() {
                 let (status, changes, error) = match &r.outcome {
-                    HostOutcome::Ok { changes } => (PhaseStatus::Done, changes.len(), None),
+                    HostOutcome::Ok { changes, .. } => (PhaseStatus::Done, changes.len(), None),
                     HostOutcome::Failed { error } => (PhaseStatus::Failed, 0, Some(error.clone())),
                     HostOutcome::Skipped { .. } => continue,
                 };
@@ -368,7 +372,7 @@ async fn run_phase(
             (Some(failed_in), _) => HostOutcome::Skipped { reason: format!("failed in {failed_in}") },
             (None, None) => HostOutcome::Skipped { reason: "not connected".into() },
             (None, Some(node)) => match (phase.run)(cluster, node).await {
-                Ok(changes) => HostOutcome::Ok { changes },
+                Ok(changes) => HostOutcome::Ok { changes, notes: node.take_notes() },
                 Err(e) => HostOutcome::Failed { error: one_line(&e.0) },
             },
         };

@@ -57,6 +57,7 @@ pub struct Node {
     agent: tokio::sync::Mutex<AgentSession>,
     dry_run: bool,
     timeout: Duration,
+    notes: std::sync::Mutex<Vec<String>>,
 }
 
 /// Packages and image imports can take minutes; everything else is quick.
@@ -71,6 +72,7 @@ impl Node {
             agent: tokio::sync::Mutex::new(agent),
             dry_run,
             timeout: Duration::from_secs(120),
+            notes: Default::default(),
         }
     }
 
@@ -84,6 +86,16 @@ impl Node {
 
     pub fn dry_run(&self) -> bool {
         self.dry_run
+    }
+
+    /// Something the operator must read in this phase's report although nothing failed.
+    pub fn note(&self, text: impl Into<String>) {
+        self.notes.lock().unwrap_or_else(|p| p.into_inner()).push(text.into());
+    }
+
+    /// The notes of the phase that just ran on this node (the runner collects them).
+    pub fn take_notes(&self) -> Vec<String> {
+        std::mem::take(&mut *self.notes.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// Asks the agent to make `task` so (or, in a dry run, whether it would change anything).
