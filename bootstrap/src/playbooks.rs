@@ -23,6 +23,10 @@ const TEMPLATES: &[(&str, &str)] = templates![
     "cni-bridge.conflist",
     "pod-routes.sh",
     "groundwork-pod-routes.service",
+    "tgt-targets.conf",
+    "ganesha.conf",
+    "nfs-exports",
+    "iscsid.conf",
 ];
 
 #[derive(Debug, thiserror::Error)]

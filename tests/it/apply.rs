@@ -161,24 +161,6 @@ fn apply_killing_a_worker_midway(lab: &Lab, worker: &str) -> std::process::Outpu
     child.wait_with_output().expect("apply finishes")
 }
 
-/// `docker ARGS` with `input` on stdin.
-fn with_stdin(args: &[&str], input: &str) -> std::process::Output {
-    use std::io::Write;
-    let mut child = std::process::Command::new("docker")
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("docker runs");
-    child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
-    child.wait_with_output().expect("docker finishes")
-}
-
-fn in_node(lab: &Lab, node: &str, script: &str) -> std::process::Output {
-    lab.docker(&["exec", &lab.container(node), "sh", "-c", script])
-}
-
 /// Retries `check` for up to `secs` seconds; returns its last answer.
 fn eventually(secs: u64, mut check: impl FnMut() -> Result<(), String>) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(secs);
@@ -202,7 +184,7 @@ fn a_pod_runs_on_every_worker_from_a_locally_built_image(lab: &Lab) {
             )
         })
         .collect();
-    let out = with_stdin(
+    let out = lab.docker_with_stdin(
         &[
             "exec",
             "-i",
@@ -238,16 +220,14 @@ fn the_api_and_etcd_answer_with_one_master_stopped(lab: &Lab) {
     assert!(lab.docker(&["pause", &lab.container("master-1")]).status.success());
     let api = eventually(60, || {
         // Through worker-1's own endpoint (127.0.0.1:6444, the local load balancer), as its kubelet.
-        let out = in_node(
-            lab,
+        let out = lab.sh_in(
             "worker-1",
             "kubectl --kubeconfig /etc/kubernetes/kubelet.conf --request-timeout=5s get node worker-1 -o name",
         );
         if out.status.success() { Ok(()) } else { Err(text(&out.stderr)) }
     });
     let etcd = eventually(30, || {
-        let out = in_node(
-            lab,
+        let out = lab.sh_in(
             "master-2",
             "export ETCDCTL_API=3; f='--endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt \
              --cert=/etc/kubernetes/pki/apiserver-etcd-client.crt --key=/etc/kubernetes/pki/apiserver-etcd-client.key \

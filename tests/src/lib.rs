@@ -53,6 +53,25 @@ impl Lab {
         Command::new("docker").args(args).output().expect("docker runs")
     }
 
+    /// `sh -c SCRIPT` inside `host`'s container (not through groundwork, nor SSH).
+    pub fn sh_in(&self, host: &str, script: &str) -> Output {
+        self.docker(&["exec", &self.container(host), "sh", "-c", script])
+    }
+
+    /// `docker ARGS` with `input` on stdin (secrets stay off command lines).
+    pub fn docker_with_stdin(&self, args: &[&str], input: &str) -> Output {
+        use std::io::Write;
+        let mut child = Command::new("docker")
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("docker runs");
+        child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+        child.wait_with_output().expect("docker finishes")
+    }
+
     /// Waits until `host`'s container (after a `docker start`) has sshd running again.
     pub fn wait_for_ssh(&self, host: &str) {
         for _ in 0..120 {

@@ -158,6 +158,12 @@ impl ApplyProgress for Lines {
             HostOutcome::Ok { changes, notes } => {
                 if changes.is_empty() {
                     eprintln!("    {host:<12} ok      no change");
+                } else if changes.len() > 3 {
+                    // One line per change: a storage host creates a dozen volumes at once.
+                    eprintln!("    {host:<12} ok      {verb} ({}):", changes.len());
+                    for c in changes {
+                        eprintln!("    {:<12}           {}", "", c.summary);
+                    }
                 } else {
                     eprintln!(
                         "    {host:<12} ok      {verb}: {}",

@@ -243,6 +243,7 @@ pub async fn apply(
         state: state.clone(),
         dry_run: opts.dry_run,
         nodes,
+        base_dir: loaded.base_dir.clone(),
         bundle_dir: inv.packages.bundle.as_ref().map(|p| loaded.resolve(p)),
         shared: Default::default(),
     };

@@ -18,6 +18,8 @@ mod pki;
 mod prepare_os;
 mod ready;
 mod runtime;
+mod storage_clients;
+mod storage_server;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -39,6 +41,8 @@ pub enum Scope {
     /// Masters after the first, one at a time.
     OtherMasters,
     Workers,
+    /// The host serving the backbone's volumes.
+    Storage,
     /// Nothing on hosts: the controller's own work (e.g. the PKI).
     Controller,
 }
@@ -155,6 +159,22 @@ pub fn all() -> &'static [Phase] {
             critical: false,
             run: ready::run,
         },
+        Phase {
+            name: "storage-server",
+            about: "the backbone's volumes: iSCSI targets (tgt) and NFS exports on the storage host",
+            scope: Scope::Storage,
+            serial: false,
+            critical: false,
+            run: storage_server::run,
+        },
+        Phase {
+            name: "storage-clients",
+            about: "iSCSI initiator and NFS client on the workers, the volumes checked from each",
+            scope: Scope::Workers,
+            serial: false,
+            critical: false,
+            run: storage_clients::run,
+        },
     ];
     PHASES
 }
@@ -178,6 +198,8 @@ pub struct Cluster {
     pub dry_run: bool,
     /// Connected nodes by name (hosts that could not be reached are absent).
     pub nodes: BTreeMap<String, Arc<Node>>,
+    /// The inventory's directory: relative paths in it (secret files) are resolved from here.
+    pub base_dir: std::path::PathBuf,
     /// The offline bundle's directory, if the inventory names one.
     pub bundle_dir: Option<std::path::PathBuf>,
     /// Cluster-wide results computed once (PKI, token, pod CIDRs), filled by phases.
@@ -230,6 +252,7 @@ impl Cluster {
             Scope::FirstMaster => names(self.masters().into_iter().take(1).collect()),
             Scope::OtherMasters => names(self.masters().into_iter().skip(1).collect()),
             Scope::Workers => names(self.workers()),
+            Scope::Storage => crate::storage::VolumePlan::of(&self.inventory).map(|p| p.host).into_iter().collect(),
             Scope::Controller => vec![],
         }
     }

@@ -50,11 +50,7 @@ impl VolumePlan {
             None => inv.hosts_with(Role::Storage).map(|(_, h)| h).next()?,
         };
         let directory = storage.backing_store.directory.clone();
-        let iqn_prefix = storage
-            .iscsi
-            .iqn_prefix
-            .clone()
-            .unwrap_or_else(|| format!("iqn.2026-01.io.groundwork:{}", inv.cluster.name));
+        let iqn_prefix = Self::iqn_prefix(inv);
         let mut volumes = Vec::new();
         for set in storage.effective_volumes() {
             for index in 0..set.count {
@@ -81,6 +77,20 @@ impl VolumePlan {
 
     pub fn nfs(&self) -> impl Iterator<Item = &PlannedVolume> {
         self.volumes.iter().filter(|v| matches!(v.access, VolumeAccess::Nfs { .. }))
+    }
+
+    /// The IQN prefix every name of this cluster's iSCSI volumes and initiators starts with.
+    pub fn iqn_prefix(inv: &Inventory) -> String {
+        inv.storage
+            .as_ref()
+            .and_then(|s| s.iscsi.iqn_prefix.clone())
+            .unwrap_or_else(|| format!("iqn.2026-01.io.groundwork:{}", inv.cluster.name))
+    }
+
+    /// A node's iSCSI initiator name: unique per node and known in advance, so that the targets'
+    /// ACLs can name exactly the cluster's workers.
+    pub fn initiator_name(inv: &Inventory, node: &str) -> String {
+        format!("{}:node:{node}", Self::iqn_prefix(inv))
     }
 
     /// The backing file of an iSCSI volume (kind `file`).

@@ -1,0 +1,253 @@
+//! storage-server: the backbone's volumes on the storage host. iSCSI volumes are sparse files (or
+//! LVM logical volumes) behind one tgt target each, with CHAP and an ACL of the workers' initiator
+//! names; NFS volumes are directories exported to the node network by nfs-ganesha (userspace) or
+//! the kernel's nfsd. Names, IQNs and paths come from `storage::VolumePlan`, which the handoff
+//! uses too.
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use groundwork_protocol::Task;
+
+use super::node::file;
+use super::{Change, Cluster, Node, StepError};
+use crate::inventory::{BackingKind, IscsiTarget, NfsServer, PackageSource, Role};
+use crate::playbooks;
+use crate::secrets::Secret;
+use crate::storage::{PlannedVolume, VolumeAccess, VolumePlan};
+use crate::transport::shell_quote;
+
+const TGT_CONFIG: &str = "/etc/tgt/conf.d/groundwork.conf";
+const GANESHA_CONFIG: &str = "/etc/ganesha/ganesha.conf";
+const KERNEL_EXPORTS: &str = "/etc/exports.d/groundwork.exports";
+
+pub fn run<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Vec<Change>, StepError>> {
+    async move {
+        let Some(plan) = VolumePlan::of(&cluster.inventory) else { return Ok(vec![]) };
+        let storage = cluster.inventory.storage.as_ref().expect("a volume plan comes from a storage section");
+        let mut changes = node.ensure_all(vec![packages(cluster, &plan)]).await?;
+        if plan.iscsi().next().is_some() {
+            if storage.iscsi.target == IscsiTarget::Lio {
+                return Err(StepError::new(
+                    "storage.iscsi.target: lio is not supported yet (groundwork drives tgt today); \
+                     set `storage.iscsi.target: tgt`",
+                ));
+            }
+            changes.extend(backing_stores(cluster, node, &plan).await?);
+            changes.extend(tgt_targets(cluster, node, &plan).await?);
+        }
+        if plan.nfs().next().is_some() {
+            changes.extend(nfs_exports(cluster, node, &plan).await?);
+        }
+        Ok(changes)
+    }
+    .boxed()
+}
+
+fn packages(cluster: &Cluster, plan: &VolumePlan) -> Task {
+    let inv = &cluster.inventory;
+    let storage = inv.storage.as_ref().expect("checked by the caller");
+    let mut names: Vec<String> = vec![];
+    if plan.iscsi().next().is_some() {
+        names.push(if storage.iscsi.target == IscsiTarget::Tgt { "tgt" } else { "targetcli-fb" }.into());
+        if storage.backing_store.kind == BackingKind::Lvm {
+            names.push("lvm2".into());
+        }
+    }
+    if plan.nfs().next().is_some() {
+        match storage.nfs.server {
+            // ganesha reaches systemd and its own admin interface over D-Bus.
+            NfsServer::Ganesha => names.extend(["nfs-ganesha", "nfs-ganesha-vfs", "dbus"].map(String::from)),
+            NfsServer::Kernel => names.push("nfs-kernel-server".into()),
+        }
+    }
+    let p = &inv.packages;
+    Task::Packages {
+        names,
+        proxy: if p.source == PackageSource::Proxy { p.proxy.clone() } else { None },
+        mirror: if p.source == PackageSource::Mirror { p.mirror.clone() } else { None },
+    }
+}
+
+/// What each iSCSI volume is stored in: a sparse file, or a logical volume of the inventory's
+/// volume group. Grown when the inventory asks for more; never shrunk.
+async fn backing_stores(cluster: &Cluster, node: &Node, plan: &VolumePlan) -> Result<Vec<Change>, StepError> {
+    let storage = cluster.inventory.storage.as_ref().expect("checked by the caller");
+    let mut changes = vec![];
+    for v in plan.iscsi() {
+        match storage.backing_store.kind {
+            BackingKind::File => {
+                let path = plan.backing_file(v).display().to_string();
+                changes
+                    .extend(node.ensure_all(vec![Task::SparseFile { path, size: v.size.bytes(), mode: 0o600 }]).await?);
+            }
+            BackingKind::Lvm => {
+                let vg = storage.backing_store.volume_group.as_deref().unwrap_or_default();
+                changes.extend(logical_volume(node, vg, v).await?);
+            }
+        }
+    }
+    Ok(changes)
+}
+
+/// An LVM logical volume of the volume's size (created, or extended when smaller).
+async fn logical_volume(node: &Node, vg: &str, v: &PlannedVolume) -> Result<Vec<Change>, StepError> {
+    let lv = format!("{vg}/{}", v.name);
+    let q = shell_quote(&lv);
+    let size = v.size.bytes();
+    let found =
+        node.sh("lvs", &format!("lvs --noheadings --nosuffix --units b -o lv_size {q} 2>/dev/null || true")).await?;
+    let summary = match found.trim().parse::<u64>() {
+        Ok(have) if have >= size => return Ok(vec![]),
+        Ok(have) => {
+            if !node.dry_run() {
+                node.sh("lvextend", &format!("lvextend -L {size}b {q}")).await?;
+            }
+            format!("extend logical volume {lv} from {have} to {size} bytes")
+        }
+        Err(_) => {
+            if !node.dry_run() {
+                let name = shell_quote(&v.name);
+                node.sh("lvcreate", &format!("lvcreate -y -L {size}b -n {name} {}", shell_quote(vg))).await?;
+            }
+            format!("create logical volume {lv} ({size} bytes)")
+        }
+    };
+    Ok(vec![Change::new(summary)])
+}
+
+fn backing_path(cluster: &Cluster, plan: &VolumePlan, v: &PlannedVolume) -> String {
+    let storage = cluster.inventory.storage.as_ref().expect("checked by the caller");
+    match storage.backing_store.kind {
+        BackingKind::File => plan.backing_file(v).display().to_string(),
+        BackingKind::Lvm => {
+            format!("/dev/{}/{}", storage.backing_store.volume_group.as_deref().unwrap_or_default(), v.name)
+        }
+    }
+}
+
+/// The CHAP credentials from the inventory, if it has any.
+pub fn chap(cluster: &Cluster) -> Result<Option<(String, Secret)>, StepError> {
+    let Some(chap) = cluster.inventory.storage.as_ref().and_then(|s| s.iscsi.chap.as_ref()) else { return Ok(None) };
+    let secret = crate::secrets::resolve(&chap.password, &cluster.base_dir, "storage.iscsi.chap.password")
+        .map_err(|e| StepError::new(e.to_string()))?;
+    // tgt's config and iscsid.conf are whitespace-separated: a blank would split the secret.
+    if secret.expose().chars().any(char::is_whitespace) || chap.user.chars().any(char::is_whitespace) {
+        return Err(StepError::new(
+            "storage.iscsi.chap: the user and password must not contain blanks (iSCSI configuration files split on them)",
+        ));
+    }
+    Ok(Some((chap.user.clone(), secret)))
+}
+
+/// One tgt target per volume, then every target live in tgtd (checked, not assumed: a failed
+/// earlier run may have written the file without loading it).
+async fn tgt_targets(cluster: &Cluster, node: &Node, plan: &VolumePlan) -> Result<Vec<Change>, StepError> {
+    let inv = &cluster.inventory;
+    let chap = chap(cluster)?;
+    let initiators: Vec<String> =
+        inv.hosts_with(Role::Worker).map(|(_, h)| VolumePlan::initiator_name(inv, &h.name)).collect();
+    let targets: Vec<_> = plan
+        .iscsi()
+        .map(|v| {
+            let VolumeAccess::Iscsi { iqn, .. } = &v.access else { unreachable!("iscsi() yields iSCSI volumes") };
+            serde_json::json!({"iqn": iqn, "name": v.name, "size": v.size.bytes(), "backing": backing_path(cluster, plan, v)})
+        })
+        .collect();
+    let config = playbooks::render(
+        "tgt-targets.conf",
+        &serde_json::json!({
+            "targets": targets,
+            "initiators": initiators,
+            "chap_user": chap.as_ref().map(|c| c.0.clone()),
+            "chap_password": chap.as_ref().map(|c| c.1.expose().to_string()),
+        }),
+    )?;
+    // 0600: the file holds the CHAP secret (and the agent shows no diff of such files). tgtd is
+    // never restarted for a change: that would drop every volume in use; --update below applies
+    // it to the targets no initiator is logged in to.
+    let mut changes = node
+        .ensure_all(vec![
+            file(TGT_CONFIG, config, 0o600),
+            Task::Service { name: "tgt".into(), enabled: true, running: true, restart: false },
+        ])
+        .await?;
+    if node.dry_run() {
+        return Ok(changes);
+    }
+    let shown = node.sh("tgt-admin --show", "tgt-admin --show").await?;
+    let loaded =
+        |iqn: &str| shown.lines().any(|l| l.trim_start().starts_with("Target ") && l.trim_end().ends_with(iqn));
+    let missing = plan.iscsi().filter(|v| matches!(&v.access, VolumeAccess::Iscsi { iqn, .. } if !loaded(iqn))).count();
+    if missing > 0 || !changes.is_empty() {
+        // --update leaves targets with logged-in initiators alone; they pick the change up once idle.
+        node.sh("tgt-admin --update ALL", "tgt-admin --update ALL").await?;
+        if missing > 0 {
+            changes.push(Change::new(format!("loaded {missing} iSCSI target(s) into tgtd")));
+        }
+    }
+    Ok(changes)
+}
+
+/// One directory per NFS volume, exported read-write to the node network only.
+async fn nfs_exports(cluster: &Cluster, node: &Node, plan: &VolumePlan) -> Result<Vec<Change>, StepError> {
+    let inv = &cluster.inventory;
+    let storage = inv.storage.as_ref().expect("checked by the caller");
+    let network =
+        storage.nfs.allowed_network.as_ref().or(inv.cluster.node_network.as_ref()).map(|c| c.to_string()).ok_or_else(
+            || {
+                StepError::new(
+                    "NFS exports need a network to allow: set storage.nfs.allowedNetwork or cluster.nodeNetwork",
+                )
+            },
+        )?;
+    let mut exports = vec![];
+    let mut dirs = vec![];
+    for (i, v) in plan.nfs().enumerate() {
+        let VolumeAccess::Nfs { path, .. } = &v.access else { unreachable!("nfs() yields NFS volumes") };
+        // Pods write as whatever uid their image runs as; the export's network limit is the fence.
+        dirs.push(Task::Directory { path: path.display().to_string(), mode: 0o777 });
+        exports.push(serde_json::json!({"id": i + 1, "path": path}));
+    }
+    let mut changes = node.ensure_all(dirs).await?;
+    let values = serde_json::json!({"exports": exports, "network": network});
+    match storage.nfs.server {
+        NfsServer::Ganesha => {
+            let config = playbooks::render("ganesha.conf", &values)?;
+            changes.extend(
+                node.ensure_all(vec![Task::Service {
+                    name: "dbus".into(),
+                    enabled: true,
+                    running: true,
+                    restart: false,
+                }])
+                .await?,
+            );
+            changes.extend(node.ensure_service_with("nfs-ganesha", vec![file(GANESHA_CONFIG, config, 0o644)]).await?);
+        }
+        NfsServer::Kernel => {
+            if node.facts.kernel_features.nfs_server == groundwork_protocol::facts::FeatureState::Missing {
+                return Err(StepError::new(format!(
+                    "{}: the kernel has no nfsd; set `storage.nfs.server: ganesha` (userspace) or use a kernel with nfsd",
+                    node.name()
+                )));
+            }
+            let config = playbooks::render("nfs-exports", &values)?;
+            let written = node.ensure_all(vec![file(KERNEL_EXPORTS, config, 0o644)]).await?;
+            let reexport = !written.is_empty();
+            changes.extend(written);
+            changes.extend(
+                node.ensure_all(vec![Task::Service {
+                    name: "nfs-server".into(),
+                    enabled: true,
+                    running: true,
+                    restart: false,
+                }])
+                .await?,
+            );
+            if reexport && !node.dry_run() {
+                node.sh("exportfs -ra", "exportfs -ra").await?;
+            }
+        }
+    }
+    Ok(changes)
+}

@@ -1,0 +1,110 @@
+//! The backbone's volumes on the lab: `groundwork apply --only storage-server,storage-clients`
+//! makes tgt targets and a nfs-ganesha export on storage-1 and readies the workers; then the
+//! workers are asked from outside groundwork (docker exec, libiscsi and libnfs tools) whether
+//! every target is there with the right size, whether CHAP and the initiator ACL refuse what
+//! they should, and whether a file written over NFS by one worker reads back on another.
+
+use groundwork_lab_tests::{Lab, text};
+
+const PHASES: &str = "storage-server,storage-clients";
+const STORAGE: &str = "10.78.0.21";
+
+/// 3x50 + 3x5 + 3x50 + 3x5 GiB: the dev profile's iSCSI volumes (DIGIT SDC prerequisites).
+const EXPECTED: [(&str, u64); 4] = [("kafka", 50), ("zookeeper", 5), ("es-data", 50), ("es-master", 5)];
+
+fn chap_password(lab: &Lab) -> String {
+    std::fs::read_to_string(lab.state.join("secrets/iscsi-chap-password")).expect("lab CHAP secret").trim().to_string()
+}
+
+/// Runs libiscsi's `tool` on `worker` as `initiator` against `iscsi://groundwork@STORAGE/PATH`,
+/// the password going in over stdin (never onto a command line).
+fn iscsi(lab: &Lab, worker: &str, initiator: &str, password: &str, tool: &str, path: &str) -> std::process::Output {
+    let script = format!("IFS= read -r P; {tool} -i '{initiator}' \"iscsi://groundwork%$P@{STORAGE}/{path}\"");
+    lab.docker_with_stdin(&["exec", "-i", &lab.container(worker), "sh", "-c", &script], &format!("{password}\n"))
+}
+
+fn initiator_of(lab: &Lab, worker: &str) -> String {
+    let out = lab.sh_in(worker, "sed -n 's/^InitiatorName=//p' /etc/iscsi/initiatorname.iscsi");
+    let name = text(&out.stdout).trim().to_string();
+    assert!(name.contains(worker), "{worker} has its own initiator name: {name:?}");
+    name
+}
+
+#[test]
+fn volumes_are_served_to_the_workers_and_nothing_else() {
+    let lab = Lab::require();
+    let out = lab.groundwork(&["apply", "-i", "inventory/lab.yaml", "--only", PHASES, "-o", "json"]);
+    assert!(out.status.success(), "{}\n{}", text(&out.stderr), text(&out.stdout));
+    let report = lab.json(&out);
+    let password = chap_password(&lab);
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(!said.contains(&password), "the CHAP secret leaked into groundwork's output");
+
+    // The lab's kernel has no iSCSI initiator: each worker says so, and was checked from userspace.
+    let clients = report["phases"].as_array().unwrap().iter().find(|p| p["name"] == "storage-clients").unwrap();
+    for h in clients["hosts"].as_array().unwrap() {
+        let notes = h["notes"].to_string();
+        assert!(notes.contains("configured, not logged in: the kernel lacks iSCSI"), "{}: {notes}", h["host"]);
+        assert!(notes.contains("12 of 12 targets checked"), "{}: {notes}", h["host"]);
+    }
+
+    let worker1 = initiator_of(&lab, "worker-1");
+    assert_ne!(worker1, initiator_of(&lab, "worker-2"), "initiator names are unique per node");
+
+    // Every target, with LUN 1 of the right size, as worker-1 sees it.
+    let listed = iscsi(&lab, "worker-1", &worker1, &password, "iscsi-ls -s", "");
+    assert!(listed.status.success(), "iscsi-ls: {}", text(&listed.stderr));
+    let listing = text(&listed.stdout);
+    assert_eq!(listing.matches("Target:").count(), 12, "{listing}");
+    for (component, gib) in EXPECTED {
+        for i in 0..3 {
+            let iqn = format!("iqn.2026-01.io.groundwork:gwlab:{component}-{i}");
+            assert!(listing.contains(&format!("Target:{iqn} ")), "{iqn} missing:\n{listing}");
+            let cap = iscsi(&lab, "worker-1", &worker1, &password, "iscsi-readcapacity16", &format!("{iqn}/1"));
+            let cap_text = text(&cap.stdout);
+            assert!(cap_text.contains(&format!("Total size:{}", gib << 30)), "{iqn}: {cap_text}{}", text(&cap.stderr));
+        }
+    }
+
+    // A wrong CHAP secret is refused; so is an initiator name the ACL does not list, even with
+    // the right secret.
+    let wrong = iscsi(&lab, "worker-2", &initiator_of(&lab, "worker-2"), "not-the-secret", "iscsi-ls -s", "");
+    let wrong_text = format!("{}{}", text(&wrong.stdout), text(&wrong.stderr));
+    assert!(wrong_text.contains("Authentication failure"), "a wrong CHAP secret got in: {wrong_text}");
+    let intruder = iscsi(
+        &lab,
+        "worker-2",
+        "iqn.2026-01.example:intruder",
+        &password,
+        "iscsi-readcapacity16",
+        "iqn.2026-01.io.groundwork:gwlab:kafka-0/1",
+    );
+    let intruder_text = format!("{}{}", text(&intruder.stdout), text(&intruder.stderr));
+    assert!(
+        !intruder.status.success() && !intruder_text.contains("Total size"),
+        "an unlisted initiator got in: {intruder_text}"
+    );
+
+    // NFS: written by worker-1, read back by worker-2.
+    let token = format!("groundwork {:?}", std::time::SystemTime::now());
+    let url = format!("nfs://{STORAGE}/srv/groundwork/nfs/filestore-0/probe.txt");
+    let put =
+        lab.sh_in("worker-1", &format!("printf '%s' '{token}' > /tmp/probe.txt && nfs-cp /tmp/probe.txt '{url}'"));
+    assert!(put.status.success(), "nfs-cp from worker-1: {}{}", text(&put.stdout), text(&put.stderr));
+    let got = lab.sh_in("worker-2", &format!("nfs-cat '{url}'"));
+    assert_eq!(text(&got.stdout), token, "worker-2 reads what worker-1 wrote: {}", text(&got.stderr));
+
+    // And again: nothing to change.
+    let again = lab.groundwork(&["apply", "-i", "inventory/lab.yaml", "--only", PHASES, "-o", "json"]);
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    let report = lab.json(&again);
+    let changed: Vec<String> = report["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["hosts"].as_array().unwrap().iter())
+        .flat_map(|h| h["changes"].as_array().cloned().unwrap_or_default())
+        .map(|c| c["summary"].to_string())
+        .collect();
+    assert!(changed.is_empty(), "a second run changed: {changed:?}");
+}
