@@ -5,6 +5,8 @@
 
 pub mod agent;
 pub mod bundle;
+pub mod database;
+pub mod handoff;
 pub mod inventory;
 pub mod kube;
 pub mod ops;

@@ -23,6 +23,9 @@ enum Command {
     Check(commands::check::CheckArgs),
     Plan(commands::apply::PlanArgs),
     Apply(commands::apply::ApplyArgs),
+    Handoff(commands::handoff::HandoffArgs),
+    /// The PostgreSQL host's backups: `db backup`, `db restore --database NAME`.
+    Db(commands::db::DbArgs),
     Schema(commands::schema::SchemaArgs),
 }
 
@@ -35,6 +38,8 @@ fn main() -> ExitCode {
         Command::Check(a) => commands::check::run(a),
         Command::Plan(a) => commands::apply::run_plan(a),
         Command::Apply(a) => commands::apply::run_apply(a),
+        Command::Handoff(a) => commands::handoff::run(a),
+        Command::Db(a) => commands::db::run(a),
         Command::Schema(a) => commands::schema::run(a),
     };
     match result {

@@ -27,6 +27,11 @@ const TEMPLATES: &[(&str, &str)] = templates![
     "ganesha.conf",
     "nfs-exports",
     "iscsid.conf",
+    "postgresql.conf",
+    "pg_hba.conf",
+    "pg-backup.sh",
+    "pg-backup.service",
+    "pg-backup.timer",
 ];
 
 #[derive(Debug, thiserror::Error)]

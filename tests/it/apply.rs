@@ -111,6 +111,70 @@ fn apply_makes_a_ready_ha_cluster_and_a_second_apply_changes_nothing() {
     a_pod_runs_on_every_worker_from_a_locally_built_image(&lab);
     the_api_and_etcd_answer_with_one_master_stopped(&lab);
     a_plan_after_an_inventory_edit_shows_exactly_that_change(&lab);
+    the_handoff_manifests_work_in_the_cluster(&lab);
+}
+
+/// What apply's last phase wrote is taken by the real API server as it is, and db-service leads
+/// through kube-proxy to the PostgreSQL VM; a second handoff rewrites nothing.
+fn the_handoff_manifests_work_in_the_cluster(lab: &Lab) {
+    let dir = lab.state.join("handoff/gwlab");
+    let manifests: String = ["manifests/storage.yaml", "manifests/database.yaml", "manifests/secrets.yaml"]
+        .iter()
+        .map(|f| std::fs::read_to_string(dir.join(f)).unwrap_or_else(|e| panic!("{f}: {e}")) + "\n---\n")
+        .collect();
+    let applied = lab.docker_with_stdin(
+        &[
+            "exec",
+            "-i",
+            &lab.container("master-1"),
+            "kubectl",
+            "--kubeconfig",
+            "/etc/kubernetes/admin.conf",
+            "apply",
+            "-f",
+            "-",
+        ],
+        &manifests,
+    );
+    assert!(applied.status.success(), "kubectl apply of the handoff manifests: {}", text(&applied.stderr));
+    let pvs = kubectl(lab, "get pv -l app.kubernetes.io/managed-by=groundwork -o name");
+    assert_eq!(pvs.lines().count(), 13, "12 iSCSI and 1 NFS volumes:\n{pvs}");
+    let default_class = kubectl(
+        lab,
+        "get storageclass -o jsonpath='{range .items[?(@.metadata.annotations.storageclass\\.kubernetes\\.io/is-default-class==\"true\")]}{.metadata.name}{end}'",
+    );
+    assert_eq!(default_class.trim(), "groundwork-nfs");
+    let keys = kubectl(lab, "-n egov get secret db -o go-template='{{range $k, $v := .data}}{{$k}} {{end}}'");
+    assert_eq!(keys.trim(), "flyway-password flyway-username password username");
+
+    // From a node, the Service's cluster IP reaches PostgreSQL (kube-proxy, then the Endpoints).
+    let ip = kubectl(lab, "-n egov get service db-service -o jsonpath='{.spec.clusterIP}'");
+    let reached = lab.sh_in("worker-2", &format!("timeout 5 bash -c '</dev/tcp/{}/5432'", ip.trim()));
+    assert!(
+        reached.status.success(),
+        "db-service ({}) does not lead to PostgreSQL: {}",
+        ip.trim(),
+        text(&reached.stderr)
+    );
+
+    let before: Vec<(std::path::PathBuf, Vec<u8>)> = files_under(&dir);
+    let again = lab.groundwork(&["handoff", "-i", "inventory/lab.yaml", "-o", "json"]);
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    assert_eq!(files_under(&dir), before, "a second handoff changed files");
+}
+
+fn files_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut all = vec![];
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            all.extend(files_under(&path));
+        } else {
+            all.push((path.clone(), std::fs::read(&path).unwrap()));
+        }
+    }
+    all.sort();
+    all
 }
 
 fn ready_nodes(lab: &Lab) -> String {

@@ -3,7 +3,9 @@
 pub mod apply;
 pub mod check;
 pub mod connect_args;
+pub mod db;
 pub mod facts;
+pub mod handoff;
 pub mod progress;
 pub mod schema;
 pub mod table;

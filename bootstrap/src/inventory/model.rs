@@ -622,19 +622,39 @@ fn default_backup_retention() -> u32 {
     7
 }
 
-/// What groundwork writes for the service deployer.
+/// What groundwork writes for the service deployer: `groundwork handoff` (and the last phase of
+/// `apply`) writes it into `<directory>/<cluster name>/`, with a NEXT-STEPS.md that says what to run.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Handoff {
-    /// Output directory, relative to the inventory.
+    /// Output directory, relative to the inventory; the files go into a subdirectory named
+    /// after the cluster.
     #[serde(default = "default_handoff_directory")]
     pub directory: PathBuf,
-    /// Which deployer the environment files are written for.
+    /// Which deployer NEXT-STEPS.md (and `groundwork handoff --run-deployer`) uses: `helm`
+    /// (DIGIT's Helmfile, 2.9 LTS and later), `digit` (DIGIT's Go deployer), `argocd` or `flux`.
+    /// The files for every deployer are written either way.
     #[serde(default)]
     pub deployer: Deployer,
     /// Namespace the services are deployed into.
     #[serde(default = "default_namespace")]
     pub namespace: String,
+    /// Domain DIGIT is served at (DIGIT's `global.domain`), e.g. `digit.sdc.example.gov.in`.
+    /// Default: `<cluster name>.internal`, which only resolves where you make it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    /// Environments to write DIGIT and GitOps files for (lower-case letters, digits and `-`),
+    /// e.g. `[dev, uat, prod]`.
+    #[serde(default = "default_environments")]
+    pub environments: Vec<String>,
+    /// The Git repository an ArgoCD Application or Flux objects deploy from (none are written
+    /// when left out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gitops: Option<GitOps>,
+    /// Encrypt the secrets files with sops for this age recipient (written in plain text, mode
+    /// 0600, when left out or when `sops` is not installed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sops: Option<Sops>,
 }
 
 impl Default for Handoff {
@@ -643,7 +663,18 @@ impl Default for Handoff {
             directory: default_handoff_directory(),
             deployer: Deployer::default(),
             namespace: default_namespace(),
+            domain: None,
+            environments: default_environments(),
+            gitops: None,
+            sops: None,
         }
+    }
+}
+
+impl Handoff {
+    /// `domain`, or its default for cluster `cluster_name`.
+    pub fn domain_or_default(&self, cluster_name: &str) -> String {
+        self.domain.clone().unwrap_or_else(|| format!("{cluster_name}.internal"))
     }
 }
 
@@ -652,6 +683,39 @@ fn default_handoff_directory() -> PathBuf {
 }
 fn default_namespace() -> String {
     "egov".into()
+}
+fn default_environments() -> Vec<String> {
+    vec!["dev".into()]
+}
+
+/// Where the GitOps controller finds the Helm chart and the values files groundwork writes.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GitOps {
+    /// Clone URL, e.g. `https://git.sdc.example.gov.in/digit/deploy.git`.
+    pub repository: String,
+    /// Directory of the Helm chart in the repository; each environment's values file is
+    /// committed next to it as `values-<environment>.yaml`.
+    #[serde(default = "default_gitops_path")]
+    pub path: String,
+    /// Branch to follow.
+    #[serde(default = "default_gitops_revision")]
+    pub revision: String,
+}
+
+fn default_gitops_path() -> String {
+    ".".into()
+}
+fn default_gitops_revision() -> String {
+    "main".into()
+}
+
+/// sops settings for the secrets files.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Sops {
+    /// age public key the secrets are encrypted for (`age1...`); its private key decrypts them.
+    pub age_recipient: String,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]

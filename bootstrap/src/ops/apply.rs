@@ -301,6 +301,10 @@ pub async fn apply(
             break;
         }
     }
+    if report.stopped.is_none() && selected(opts, HANDOFF) {
+        let phase = handoff_phase(loaded, opts.dry_run, progress.as_ref());
+        report.phases.push(phase);
+    }
     let kubeconfig = state.kubeconfig_file();
     if kubeconfig.exists() {
         report.kubeconfig = Some(kubeconfig);
@@ -389,6 +393,44 @@ async fn run_phase(
     } else {
         futures::future::join_all(hosts.iter().cloned().map(one)).await
     }
+}
+
+/// The last phase: the deployer's files, written on the controller (`groundwork handoff`).
+const HANDOFF: &str = "handoff";
+
+fn handoff_phase(loaded: &LoadedInventory, dry_run: bool, progress: &dyn ApplyProgress) -> PhaseReport {
+    let started = Instant::now();
+    let dir = super::handoff::output_dir(loaded);
+    progress.phase_started(HANDOFF, "kubeconfig, volumes, DB secret and DIGIT's files for the deployer", 1);
+    let outcome = if dry_run {
+        // Rendering needs the passwords and writes nothing useful to compare against yet: say where.
+        HostOutcome::Ok {
+            changes: vec![],
+            notes: vec![format!("apply writes the deployer's files into {}", dir.display())],
+        }
+    } else {
+        match super::handoff::handoff(loaded) {
+            Ok(outcome) => HostOutcome::Ok {
+                changes: outcome
+                    .files
+                    .iter()
+                    .filter(|f| f.status == crate::handoff::FileStatus::Written)
+                    .map(|f| Change::new(format!("wrote {}", dir.join(&f.path).display())))
+                    .collect(),
+                notes: outcome.notes,
+            },
+            Err(e) => HostOutcome::Failed { error: one_line(&e.to_string()) },
+        }
+    };
+    progress.host_finished(HANDOFF, "controller", &outcome);
+    let took_ms = started.elapsed().as_millis() as u64;
+    let report = PhaseReport {
+        name: HANDOFF.into(),
+        hosts: vec![HostPhase { host: "controller".into(), outcome, took_ms, done_before: false }],
+        took_ms,
+    };
+    progress.phase_finished(&report);
+    report
 }
 
 async fn finish(transport: Arc<Transport>, nodes: BTreeMap<String, Arc<Node>>) {

@@ -2,6 +2,8 @@
 
 pub mod apply;
 pub mod check;
+pub mod db;
 pub mod facts;
+pub mod handoff;
 pub mod schema;
 pub mod validate;

@@ -9,6 +9,7 @@
 mod api;
 mod bundle;
 mod cni;
+mod database;
 mod endpoint;
 mod etcd;
 mod kubeadm;
@@ -29,7 +30,8 @@ use futures::future::BoxFuture;
 use crate::inventory::{EndpointMode, EtcdMode, Inventory, Role};
 use crate::state::StateDir;
 
-pub use node::{Change, Node, StepError};
+pub use database::backup_unit;
+pub use node::{Change, Node, StepError, tail};
 
 /// Which hosts a phase runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +45,8 @@ pub enum Scope {
     Workers,
     /// The host serving the backbone's volumes.
     Storage,
+    /// The PostgreSQL host.
+    Database,
     /// Nothing on hosts: the controller's own work (e.g. the PKI).
     Controller,
 }
@@ -175,6 +179,14 @@ pub fn all() -> &'static [Phase] {
             critical: false,
             run: storage_clients::run,
         },
+        Phase {
+            name: "database",
+            about: "PostgreSQL on the database host: tuned, internal-only, roles, databases, backups",
+            scope: Scope::Database,
+            serial: false,
+            critical: false,
+            run: database::run,
+        },
     ];
     PHASES
 }
@@ -186,9 +198,12 @@ pub fn find(name: &str) -> Option<&'static Phase> {
 /// Phase names the runner handles before the ones above.
 pub const RUNNER_PHASES: [&str; 3] = ["connect", "facts", "check"];
 
+/// The runner's last phase, after the ones above: the deployer's files, on the controller.
+pub const FINAL_PHASES: [&str; 1] = ["handoff"];
+
 /// Every phase name in order, for `--only`/`--skip-phases` and help texts.
 pub fn names() -> Vec<&'static str> {
-    RUNNER_PHASES.iter().copied().chain(all().iter().map(|p| p.name)).collect()
+    RUNNER_PHASES.iter().copied().chain(all().iter().map(|p| p.name)).chain(FINAL_PHASES).collect()
 }
 
 /// What every phase may read: the inventory, the nodes, and what earlier phases worked out.
@@ -253,6 +268,9 @@ impl Cluster {
             Scope::OtherMasters => names(self.masters().into_iter().skip(1).collect()),
             Scope::Workers => names(self.workers()),
             Scope::Storage => crate::storage::VolumePlan::of(&self.inventory).map(|p| p.host).into_iter().collect(),
+            Scope::Database => {
+                crate::database::host(&self.inventory).map(|(h, _)| h.name.clone()).into_iter().collect()
+            }
             Scope::Controller => vec![],
         }
     }

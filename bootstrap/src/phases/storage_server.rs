@@ -1,7 +1,7 @@
 //! storage-server: the backbone's volumes on the storage host. iSCSI volumes are sparse files (or
 //! LVM logical volumes) behind one tgt target each, with CHAP and an ACL of the workers' initiator
-//! names; NFS volumes are directories exported to the node network by nfs-ganesha (userspace) or
-//! the kernel's nfsd. Names, IQNs and paths come from `storage::VolumePlan`, which the handoff
+//! names; NFS volumes, and the share the default StorageClass makes dynamic volumes in, are
+//! directories exported to the node network by nfs-ganesha (userspace) or the kernel's nfsd. Names, IQNs and paths come from `storage::VolumePlan`, which the handoff
 //! uses too.
 
 use futures::FutureExt;
@@ -35,9 +35,7 @@ pub fn run<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Vec
             changes.extend(backing_stores(cluster, node, &plan).await?);
             changes.extend(tgt_targets(cluster, node, &plan).await?);
         }
-        if plan.nfs().next().is_some() {
-            changes.extend(nfs_exports(cluster, node, &plan).await?);
-        }
+        changes.extend(nfs_exports(cluster, node, &plan).await?);
         Ok(changes)
     }
     .boxed()
@@ -53,12 +51,11 @@ fn packages(cluster: &Cluster, plan: &VolumePlan) -> Task {
             names.push("lvm2".into());
         }
     }
-    if plan.nfs().next().is_some() {
-        match storage.nfs.server {
-            // ganesha reaches systemd and its own admin interface over D-Bus.
-            NfsServer::Ganesha => names.extend(["nfs-ganesha", "nfs-ganesha-vfs", "dbus"].map(String::from)),
-            NfsServer::Kernel => names.push("nfs-kernel-server".into()),
-        }
+    // Always an NFS server: the default StorageClass's dynamic volumes live on it.
+    match storage.nfs.server {
+        // ganesha reaches systemd and its own admin interface over D-Bus.
+        NfsServer::Ganesha => names.extend(["nfs-ganesha", "nfs-ganesha-vfs", "dbus"].map(String::from)),
+        NfsServer::Kernel => names.push("nfs-kernel-server".into()),
     }
     let p = &inv.packages;
     Task::Packages {
@@ -208,6 +205,10 @@ async fn nfs_exports(cluster: &Cluster, node: &Node, plan: &VolumePlan) -> Resul
         dirs.push(Task::Directory { path: path.display().to_string(), mode: 0o777 });
         exports.push(serde_json::json!({"id": i + 1, "path": path}));
     }
+    // And one for the default StorageClass's dynamic volumes (csi-driver-nfs makes subdirectories).
+    let dynamic = plan.dynamic_nfs_path();
+    dirs.push(Task::Directory { path: dynamic.display().to_string(), mode: 0o777 });
+    exports.push(serde_json::json!({"id": exports.len() + 1, "path": dynamic}));
     let mut changes = node.ensure_all(dirs).await?;
     let values = serde_json::json!({"exports": exports, "network": network});
     match storage.nfs.server {

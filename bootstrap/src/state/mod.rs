@@ -4,6 +4,7 @@
 
 pub mod journal;
 pub mod lock;
+pub mod secrets_store;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

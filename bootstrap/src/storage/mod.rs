@@ -93,6 +93,11 @@ impl VolumePlan {
         format!("{}:node:{node}", Self::iqn_prefix(inv))
     }
 
+    /// The NFS export the default StorageClass (csi-driver-nfs) makes dynamic volumes in.
+    pub fn dynamic_nfs_path(&self) -> PathBuf {
+        self.directory.join("nfs").join("dynamic")
+    }
+
     /// The backing file of an iSCSI volume (kind `file`).
     pub fn backing_file(&self, volume: &PlannedVolume) -> PathBuf {
         self.directory.join("iscsi").join(format!("{}.img", volume.name))
