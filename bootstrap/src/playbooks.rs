@@ -18,6 +18,8 @@ const TEMPLATES: &[(&str, &str)] = templates![
     "kubelet-kubeadm.conf",
     "etcd.service",
     "haproxy.cfg",
+    "keepalived.conf",
+    "check-apiserver.sh",
     "kubeadm-init.yaml",
     "kubeadm-join.yaml",
     "cni-bridge.conflist",

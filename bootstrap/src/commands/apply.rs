@@ -246,4 +246,7 @@ fn print_summary(report: &ApplyReport, show_diff: bool) {
             println!("  then:  kubectl --kubeconfig {} get nodes", k.display());
         }
     }
+    if let Some(next) = &report.next_steps {
+        println!("handed off to the deployer: {} says what to run next", next.display());
+    }
 }

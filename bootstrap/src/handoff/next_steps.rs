@@ -315,12 +315,17 @@ fn deploy_section(w: &mut String, inputs: &HandoffInputs, script: &DeployScript)
             "Helmfile decrypts `env-secrets.yaml` through the helm-secrets plugin (`helm plugin install https://github.com/jkroepke/helm-secrets`).\n"
         );
     }
-    if inputs.deployer == Deployer::Digit && inputs.volumes.is_some() {
+    let lun = inputs.volumes.as_ref().and_then(|p| {
+        p.iscsi()
+            .find_map(|v| if let crate::storage::VolumeAccess::Iscsi { lun, .. } = v.access { Some(lun) } else { None })
+    });
+    if let (Deployer::Digit, Some(lun)) = (inputs.deployer, lun)
+        && lun != 0
+    {
         let _ = writeln!(
             w,
-            "The iSCSI volumes are at LUN {} (tgt and LIO keep LUN 0 for the target itself); check that the\n\
-             persistentvolume templates of your DIGIT-DevOps charts use that LUN.\n",
-            crate::storage::ISCSI_LUN
+            "The iSCSI volumes are at LUN {lun} (tgt keeps LUN 0 for the target itself); check that the\n\
+             persistentvolume templates of your DIGIT-DevOps charts use that LUN (some hard-code 0).\n"
         );
     }
 }

@@ -84,6 +84,8 @@ pub struct ApplyReport {
     pub kubeconfig: Option<std::path::PathBuf>,
     /// How to reach the API server it names from this machine (an SSH tunnel through the bastion).
     pub kubeconfig_tunnel: Option<String>,
+    /// The handoff's NEXT-STEPS.md, once the handoff phase has written it.
+    pub next_steps: Option<std::path::PathBuf>,
 }
 
 impl ApplyReport {
@@ -179,6 +181,7 @@ pub async fn apply(
         took_ms: 0,
         kubeconfig: None,
         kubeconfig_tunnel: None,
+        next_steps: None,
     };
 
     // connect + facts
@@ -303,6 +306,13 @@ pub async fn apply(
     }
     if report.stopped.is_none() && selected(opts, HANDOFF) {
         let phase = handoff_phase(loaded, opts.dry_run, progress.as_ref());
+        let next_steps = super::handoff::output_dir(loaded).join("NEXT-STEPS.md");
+        if !opts.dry_run
+            && phase.hosts.iter().all(|h| matches!(h.outcome, HostOutcome::Ok { .. }))
+            && next_steps.exists()
+        {
+            report.next_steps = Some(next_steps);
+        }
         report.phases.push(phase);
     }
     let kubeconfig = state.kubeconfig_file();

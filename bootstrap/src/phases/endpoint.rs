@@ -3,8 +3,9 @@
 //! (Kubespray's localhost proxy pattern), so one endpoint, `127.0.0.1:6444`, serves the whole
 //! cluster, survives any one master going down, and already answers on a master that is still
 //! joining (its own API server does not run yet). The API servers keep their own port (6443).
-//! With `external` or `vip`, the operator's load balancer or VIP is the endpoint and nothing is
-//! installed here.
+//! With `vip`, keepalived on the masters holds the inventory's address for the master whose API
+//! server answers (workers need nothing). With `external`, the operator's load balancer is the
+//! endpoint and nothing is installed here.
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -20,8 +21,10 @@ pub const LOCAL_PROXY_PORT: u16 = 6444;
 
 pub fn run<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Vec<Change>, StepError>> {
     async move {
-        if cluster.inventory.cluster.control_plane_endpoint.mode != EndpointMode::LocalProxy {
-            return Ok(vec![]);
+        match cluster.inventory.cluster.control_plane_endpoint.mode {
+            EndpointMode::LocalProxy => {}
+            EndpointMode::Vip => return virtual_ip(cluster, node).await,
+            EndpointMode::External => return Ok(vec![]),
         }
         let masters: Vec<_> =
             cluster.masters().iter().map(|m| serde_json::json!({"name": m.name, "address": m.address})).collect();
@@ -37,4 +40,45 @@ pub fn run<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Vec
         node.ensure_service_with("haproxy", vec![file("/etc/haproxy/haproxy.cfg", config, 0o644)]).await
     }
     .boxed()
+}
+
+/// keepalived on a master: the endpoint address held by the first master whose API server
+/// answers, priorities in inventory order.
+async fn virtual_ip(cluster: &Cluster, node: &Node) -> Result<Vec<Change>, StepError> {
+    let masters = cluster.masters();
+    let Some(rank) = masters.iter().position(|m| m.name == node.name()) else { return Ok(vec![]) };
+    let vip =
+        cluster.inventory.cluster.control_plane_endpoint.address.clone().ok_or_else(|| {
+            StepError::new("cluster.controlPlaneEndpoint.address: mode vip needs the virtual IP address")
+        })?;
+    let interface = node
+        .facts
+        .interfaces
+        .iter()
+        .find(|i| i.addresses.iter().any(|a| a.split('/').next() == Some(node.address())))
+        .map(|i| i.name.clone())
+        .ok_or_else(|| StepError::new(format!("{}: no interface holds its address {}", node.name(), node.address())))?;
+    let priority = 150 - 10 * rank as u32;
+    let values = serde_json::json!({
+        "name": node.name(),
+        "vip": vip,
+        "interface": interface,
+        "address": node.address(),
+        "peers": masters.iter().filter(|m| m.name != node.name()).map(|m| m.address.clone()).collect::<Vec<_>>(),
+        "priority": priority,
+        // Enough to fall below every healthy master's priority.
+        "penalty": 10 * masters.len() as u32 + 10,
+        "router_id": router_id(&cluster.inventory.cluster.name),
+        "api_port": cluster.api_port(),
+    });
+    let files = vec![
+        file("/etc/keepalived/check-apiserver.sh", playbooks::render("check-apiserver.sh", &values)?, 0o755),
+        file("/etc/keepalived/keepalived.conf", playbooks::render("keepalived.conf", &values)?, 0o644),
+    ];
+    node.ensure_service_with("keepalived", files).await
+}
+
+/// A VRRP router id (1-255) of the cluster's own, so that two clusters on one segment differ.
+fn router_id(cluster: &str) -> u32 {
+    cluster.bytes().fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b))) % 255 + 1
 }

@@ -20,6 +20,7 @@ mod prepare_os;
 mod ready;
 mod runtime;
 mod storage_clients;
+mod storage_lio;
 mod storage_server;
 
 use std::collections::BTreeMap;

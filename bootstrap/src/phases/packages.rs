@@ -20,8 +20,12 @@ pub fn run<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Vec
     async move {
         let p = &cluster.inventory.packages;
         let mut names: Vec<String> = NODE_PACKAGES.iter().map(|s| s.to_string()).collect();
-        if cluster.inventory.cluster.control_plane_endpoint.mode == EndpointMode::LocalProxy {
-            names.extend(LOCAL_PROXY_PACKAGES.iter().map(|s| s.to_string()));
+        match cluster.inventory.cluster.control_plane_endpoint.mode {
+            EndpointMode::LocalProxy => names.extend(LOCAL_PROXY_PACKAGES.iter().map(|s| s.to_string())),
+            EndpointMode::Vip if node.target.roles.contains(&crate::inventory::Role::Master) => {
+                names.push("keepalived".into())
+            }
+            _ => {}
         }
         let task = Task::Packages {
             names,

@@ -26,14 +26,11 @@ pub fn run<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Vec
         let storage = cluster.inventory.storage.as_ref().expect("a volume plan comes from a storage section");
         let mut changes = node.ensure_all(vec![packages(cluster, &plan)]).await?;
         if plan.iscsi().next().is_some() {
-            if storage.iscsi.target == IscsiTarget::Lio {
-                return Err(StepError::new(
-                    "storage.iscsi.target: lio is not supported yet (groundwork drives tgt today); \
-                     set `storage.iscsi.target: tgt`",
-                ));
-            }
             changes.extend(backing_stores(cluster, node, &plan).await?);
-            changes.extend(tgt_targets(cluster, node, &plan).await?);
+            changes.extend(match storage.iscsi.target {
+                IscsiTarget::Tgt => tgt_targets(cluster, node, &plan).await?,
+                IscsiTarget::Lio => super::storage_lio::targets(cluster, node, &plan).await?,
+            });
         }
         changes.extend(nfs_exports(cluster, node, &plan).await?);
         Ok(changes)
@@ -112,7 +109,7 @@ async fn logical_volume(node: &Node, vg: &str, v: &PlannedVolume) -> Result<Vec<
     Ok(vec![Change::new(summary)])
 }
 
-fn backing_path(cluster: &Cluster, plan: &VolumePlan, v: &PlannedVolume) -> String {
+pub fn backing_path(cluster: &Cluster, plan: &VolumePlan, v: &PlannedVolume) -> String {
     let storage = cluster.inventory.storage.as_ref().expect("checked by the caller");
     match storage.backing_store.kind {
         BackingKind::File => plan.backing_file(v).display().to_string(),

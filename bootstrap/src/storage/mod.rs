@@ -5,13 +5,19 @@
 use std::path::PathBuf;
 
 use crate::inventory::Inventory;
-use crate::inventory::model::{Role, VolumeProtocol};
+use crate::inventory::model::{IscsiTarget, Role, VolumeProtocol};
 use crate::inventory::values::ByteSize;
 
 /// iSCSI's registered port.
 pub const ISCSI_PORT: u16 = 3260;
-/// tgt and LIO both put the first backing store at LUN 1 (LUN 0 is the target's controller).
-pub const ISCSI_LUN: u32 = 1;
+/// The LUN a volume's disk gets: tgt keeps LUN 0 for the target's own controller device, so
+/// the first backing store is LUN 1; LIO numbers a target's LUNs from 0.
+pub fn iscsi_lun(target: IscsiTarget) -> u32 {
+    match target {
+        IscsiTarget::Tgt => 1,
+        IscsiTarget::Lio => 0,
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VolumePlan {
@@ -58,7 +64,7 @@ impl VolumePlan {
                 let access = match set.protocol {
                     VolumeProtocol::Iscsi => VolumeAccess::Iscsi {
                         iqn: format!("{iqn_prefix}:{name}"),
-                        lun: ISCSI_LUN,
+                        lun: iscsi_lun(storage.iscsi.target),
                         portal: format!("{}:{ISCSI_PORT}", host.address),
                     },
                     VolumeProtocol::Nfs => {
@@ -119,7 +125,7 @@ mod tests {
 
     #[test]
     fn the_dev_profile_becomes_thirteen_volumes_with_iqns_and_one_export() {
-        let plan = VolumePlan::of(&inventory("{}")).expect("a plan");
+        let plan = VolumePlan::of(&inventory("{iscsi: {target: tgt}}")).expect("a plan");
         assert_eq!(plan.address, "10.0.0.9");
         assert_eq!(plan.iscsi().count(), 12);
         let kafka0 = plan.volumes.iter().find(|v| v.name == "kafka-0").expect("kafka-0");
@@ -138,6 +144,12 @@ mod tests {
             VolumeAccess::Nfs { server: "10.0.0.9".into(), path: "/srv/groundwork/nfs/filestore-0".into() }
         );
         assert_eq!(plan.backing_file(kafka0), PathBuf::from("/srv/groundwork/iscsi/kafka-0.img"));
+    }
+
+    #[test]
+    fn lio_volumes_are_at_lun_0() {
+        let plan = VolumePlan::of(&inventory("{iscsi: {target: lio}}")).expect("plan");
+        assert!(matches!(plan.volumes[0].access, VolumeAccess::Iscsi { lun: 0, .. }));
     }
 
     #[test]
