@@ -88,8 +88,18 @@ fn volumes_are_served_to_the_workers_and_nothing_else() {
     // NFS: written by worker-1, read back by worker-2.
     let token = format!("groundwork {:?}", std::time::SystemTime::now());
     let url = format!("nfs://{STORAGE}/srv/groundwork/nfs/filestore-0/probe.txt");
-    let put =
-        lab.sh_in("worker-1", &format!("printf '%s' '{token}' > /tmp/probe.txt && nfs-cp /tmp/probe.txt '{url}'"));
+    // A freshly started nfs-ganesha is in its grace period (90 s) and answers writes with
+    // NFS3ERR_JUKEBOX, "try again later"; kernel clients retry on their own, nfs-cp does not.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(150);
+    let put = loop {
+        let put =
+            lab.sh_in("worker-1", &format!("printf '%s' '{token}' > /tmp/probe.txt && nfs-cp /tmp/probe.txt '{url}'"));
+        let jukebox = text(&put.stderr).contains("NFS3ERR_JUKEBOX") || text(&put.stdout).contains("NFS3ERR_JUKEBOX");
+        if put.status.success() || !jukebox || std::time::Instant::now() > deadline {
+            break put;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(3));
+    };
     assert!(put.status.success(), "nfs-cp from worker-1: {}{}", text(&put.stdout), text(&put.stderr));
     let got = lab.sh_in("worker-2", &format!("nfs-cat '{url}'"));
     assert_eq!(text(&got.stdout), token, "worker-2 reads what worker-1 wrote: {}", text(&got.stderr));
