@@ -87,16 +87,19 @@ fn volumes_are_served_to_the_workers_and_nothing_else() {
 
     // NFS: written by worker-1, read back by worker-2.
     let token = format!("groundwork {:?}", std::time::SystemTime::now());
-    let url = format!("nfs://{STORAGE}/srv/groundwork/nfs/filestore-0/probe.txt");
-    // A freshly started nfs-ganesha is in its grace period (90 s) and answers writes with
-    // NFS3ERR_JUKEBOX, "try again later"; kernel clients retry on their own, nfs-cp does not.
+    // A freshly started nfs-ganesha is in its grace period (90 s) and answers some writes with
+    // NFS3ERR_JUKEBOX, "try again later"; kernel clients retry on their own, nfs-cp does not (and
+    // may leave the file created), so each attempt writes a file of its own.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(150);
-    let put = loop {
+    let mut attempt = 0;
+    let (put, url) = loop {
+        attempt += 1;
+        let url = format!("nfs://{STORAGE}/srv/groundwork/nfs/filestore-0/probe-{}-{attempt}.txt", std::process::id());
         let put =
             lab.sh_in("worker-1", &format!("printf '%s' '{token}' > /tmp/probe.txt && nfs-cp /tmp/probe.txt '{url}'"));
-        let jukebox = text(&put.stderr).contains("NFS3ERR_JUKEBOX") || text(&put.stdout).contains("NFS3ERR_JUKEBOX");
-        if put.status.success() || !jukebox || std::time::Instant::now() > deadline {
-            break put;
+        let said = format!("{}{}", text(&put.stdout), text(&put.stderr));
+        if put.status.success() || !said.contains("NFS3ERR_JUKEBOX") || std::time::Instant::now() > deadline {
+            break (put, url);
         }
         std::thread::sleep(std::time::Duration::from_secs(3));
     };
