@@ -144,4 +144,8 @@ pub struct Installed {
     pub kubelet: Option<String>,
     pub kubeadm: Option<String>,
     pub kubectl: Option<String>,
+    /// The backbone's servers present on the host: `tgt`, `lio` (targetcli), `nfs-ganesha`,
+    /// `nfs-kernel-server`, `postgresql`. Their ports being in use is then a re-run, not a clash.
+    #[serde(default)]
+    pub servers: Vec<String>,
 }

@@ -56,7 +56,24 @@ pub fn installed() -> Installed {
         kubelet: version_of("kubelet", &["--version"]),
         kubeadm: version_of("kubeadm", &["version", "-o", "short"]),
         kubectl: version_of("kubectl", &["version", "--client"]),
+        servers: servers(),
     }
+}
+
+/// Which backbone servers are installed, by the files their packages put in place.
+fn servers() -> Vec<String> {
+    let present = |p: &str| std::path::Path::new(p).exists();
+    [
+        ("tgt", "/usr/sbin/tgtd"),
+        ("lio", "/usr/bin/targetcli"),
+        ("nfs-ganesha", "/usr/bin/ganesha.nfsd"),
+        ("nfs-kernel-server", "/usr/sbin/rpc.nfsd"),
+        ("postgresql", "/usr/lib/postgresql"),
+    ]
+    .into_iter()
+    .filter(|(_, path)| present(path))
+    .map(|(name, _)| name.to_string())
+    .collect()
 }
 
 #[cfg(test)]

@@ -110,27 +110,47 @@ fn combined_baseline(inv: &Inventory, roles: &[String]) -> Option<Baseline> {
     })
 }
 
-/// TCP ports a role's services will listen on.
-fn required_ports(roles: &[String]) -> Vec<(u16, &'static str)> {
+/// Who may already listen on a role's port: what groundwork itself installs there (a re-run).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Owner {
+    Kubernetes,
+    Servers(&'static [&'static str]),
+}
+
+impl Owner {
+    fn installed(self, f: &Facts) -> bool {
+        match self {
+            Owner::Kubernetes => f.installed.kubeadm.is_some() || f.installed.kubelet.is_some(),
+            Owner::Servers(names) => f.installed.servers.iter().any(|s| names.contains(&s.as_str())),
+        }
+    }
+}
+
+/// TCP ports a role's services will listen on, and what owns them once installed.
+fn required_ports(roles: &[String]) -> Vec<(u16, &'static str, Owner)> {
+    use Owner::{Kubernetes, Servers};
     let mut ports = Vec::new();
     for r in roles {
         match r.as_str() {
             "master" => ports.extend([
-                (6443, "kube-apiserver"),
-                (2379, "etcd client"),
-                (2380, "etcd peer"),
-                (10250, "kubelet"),
-                (10257, "kube-controller-manager"),
-                (10259, "kube-scheduler"),
+                (6443, "kube-apiserver", Kubernetes),
+                (2379, "etcd client", Kubernetes),
+                (2380, "etcd peer", Kubernetes),
+                (10250, "kubelet", Kubernetes),
+                (10257, "kube-controller-manager", Kubernetes),
+                (10259, "kube-scheduler", Kubernetes),
             ]),
-            "worker" => ports.extend([(10250, "kubelet"), (10256, "kube-proxy health")]),
-            "storage" => ports.extend([(3260, "iSCSI"), (2049, "NFS")]),
-            "database" => ports.push((5432, "PostgreSQL")),
+            "worker" => ports.extend([(10250, "kubelet", Kubernetes), (10256, "kube-proxy health", Kubernetes)]),
+            "storage" => ports.extend([
+                (3260, "iSCSI", Servers(&["tgt", "lio"])),
+                (2049, "NFS", Servers(&["nfs-ganesha", "nfs-kernel-server"])),
+            ]),
+            "database" => ports.push((5432, "PostgreSQL", Servers(&["postgresql"]))),
             _ => {}
         }
     }
     ports.sort();
-    ports.dedup();
+    ports.dedup_by_key(|p| p.0);
     ports
 }
 
@@ -267,30 +287,26 @@ fn host_findings(inv: &Inventory, roles: &[String], f: &Facts, skew_ms: i64, set
         }
     }
 
-    let kubernetes_installed = f.installed.kubeadm.is_some() || f.installed.kubelet.is_some();
-    let busy: Vec<String> = required_ports(roles)
-        .into_iter()
-        .filter(|(p, _)| f.listening_tcp_ports.contains(p))
-        .map(|(p, what)| format!("{p} ({what})"))
-        .collect();
-    let required = required_ports(roles).iter().map(|(p, _)| p.to_string()).collect::<Vec<_>>().join(",");
-    let status = match (busy.is_empty(), kubernetes_installed) {
-        (true, _) => Status::Pass,
-        (false, true) => Status::Warn,
-        (false, false) => Status::Fail,
+    // A port held by what groundwork installs there is a re-run; anything else is in the way.
+    let ports = required_ports(roles);
+    let busy = |owned: bool| -> Vec<String> {
+        ports
+            .iter()
+            .filter(|(p, _, owner)| f.listening_tcp_ports.contains(p) && owner.installed(f) == owned)
+            .map(|(p, what, _)| format!("{p} ({what})"))
+            .collect()
     };
+    let (ours, theirs) = (busy(true), busy(false));
+    let required = ports.iter().map(|(p, _, _)| p.to_string()).collect::<Vec<_>>().join(",");
+    let measured = match (theirs.is_empty(), ours.is_empty()) {
+        (true, true) => "free".to_string(),
+        (true, false) => format!("in use by what groundwork installed: {}", ours.join(", ")),
+        (false, _) => format!("in use: {}", theirs.join(", ")),
+    };
+    let status = if theirs.is_empty() { Status::Pass } else { Status::Fail };
     out.push(
-        finding(
-            "ports",
-            status,
-            if busy.is_empty() { "free".into() } else { format!("in use: {}", busy.join(", ")) },
-            format!("free: {required}"),
-        )
-        .advise(if kubernetes_installed {
-            "in use by what is already installed: expected when re-running on a set-up host"
-        } else {
-            "stop what listens there, or use another host"
-        }),
+        finding("ports", status, measured, format!("free: {required}"))
+            .advise("stop what listens there, or use another host"),
     );
 
     let skew = skew_ms.abs();
@@ -556,7 +572,7 @@ mod tests {
     }
 
     #[test]
-    fn busy_ports_fail_unless_kubernetes_is_installed() {
+    fn busy_ports_fail_unless_what_groundwork_installs_holds_them() {
         let inv = inventory("");
         let mut m = facts("m1", 4, 2, "aa");
         m.listening_tcp_ports = vec![22, 6443];
@@ -564,6 +580,18 @@ mod tests {
         assert_eq!(status_of(&r, "m1", "ports").status, Status::Fail);
         m.installed.kubeadm = Some("v1.33.3".into());
         let r = evaluate(&inv, &[report("m1", "master", m)], &CheckSettings::default());
-        assert_eq!(status_of(&r, "m1", "ports").status, Status::Warn);
+        let ports = status_of(&r, "m1", "ports");
+        assert_eq!(ports.status, Status::Pass);
+        assert!(ports.measured.contains("6443 (kube-apiserver)"), "{}", ports.measured);
+
+        // A database host on a re-run: PostgreSQL's port is PostgreSQL's; Kubernetes' would not do.
+        let mut d = facts("d1", 4, 2, "cc");
+        d.listening_tcp_ports = vec![5432];
+        d.installed.kubeadm = Some("v1.33.3".into());
+        let r = evaluate(&inv, &[report("d1", "database", d.clone())], &CheckSettings::default());
+        assert_eq!(status_of(&r, "d1", "ports").status, Status::Fail);
+        d.installed.servers = vec!["postgresql".into()];
+        let r = evaluate(&inv, &[report("d1", "database", d)], &CheckSettings::default());
+        assert_eq!(status_of(&r, "d1", "ports").status, Status::Pass);
     }
 }
