@@ -7,9 +7,11 @@
 //! do it first, always); [`Bundle::verify`] hashes every file (hundreds of MB: do it once before
 //! anything is uploaded to the nodes).
 
+pub mod build;
 mod manifest;
 mod sums;
 mod verify;
+pub mod write;
 
 #[cfg(test)]
 mod tests;

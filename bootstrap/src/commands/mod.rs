@@ -1,6 +1,7 @@
 //! One file per subcommand: arguments in, a call into `groundwork::ops`, output and exit code out.
 
 pub mod apply;
+pub mod bundle;
 pub mod check;
 pub mod connect_args;
 pub mod db;

@@ -1,6 +1,7 @@
 //! What groundwork does, one module per operation; no command-line parsing in here.
 
 pub mod apply;
+pub mod bundle_build;
 pub mod check;
 pub mod db;
 pub mod facts;
