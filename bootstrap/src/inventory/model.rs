@@ -83,6 +83,20 @@ pub struct ClusterSettings {
     /// Where etcd runs.
     #[serde(default)]
     pub etcd: EtcdMode,
+    /// Kubelet settings that differ from Kubernetes' defaults.
+    #[serde(default)]
+    pub kubelet: KubeletSettings,
+}
+
+/// Kubelet settings (the cluster's KubeletConfiguration, set at `kubeadm init`).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KubeletSettings {
+    /// Hard eviction thresholds replacing the kubelet's defaults, e.g.
+    /// `{memory.available: 100Mi, nodefs.available: 10%, imagefs.available: 15%}`. Set them all:
+    /// a signal left out has no threshold.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub eviction_hard: BTreeMap<String, String>,
 }
 
 fn default_kubernetes_version() -> String {
