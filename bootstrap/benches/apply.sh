@@ -22,10 +22,10 @@ cargo build -q --release --locked -p groundwork
 cargo build -q --locked -p groundwork-agent --profile release-agent --target x86_64-unknown-linux-musl
 GW=$ROOT/target/release/groundwork
 
-echo "recreating the lab's Kubernetes hosts (bare) and forgetting the cluster"
-for n in master-1 master-2 master-3 worker-1 worker-2 worker-3 worker-4 worker-5; do
+echo "recreating the lab's hosts behind the bastion (bare) and forgetting the cluster"
+for n in master-1 master-2 master-3 worker-1 worker-2 worker-3 worker-4 worker-5 storage-1 database-1; do
     docker rm -f "gwlab-$n" >/dev/null 2>&1 || true
-    docker volume rm "gwlab-$n-containerd" >/dev/null 2>&1 || true
+    docker volume rm "gwlab-$n-containerd" "gwlab-$n-srv" >/dev/null 2>&1 || true
 done
 rm -rf inventory/.groundwork/gwlab
 tests/lab/lab up >/dev/null

@@ -46,7 +46,7 @@ pub fn run<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Vec
         let tuning = Tuning::for_host(node.facts.memory.total_bytes, node.facts.cpu.count);
         if node.dry_run() {
             node.note(format!("PostgreSQL {v} tuned for this host: {}", tuning.summary()));
-            if !installing.is_empty() {
+            if !node.facts.installed.servers.iter().any(|s| s == "postgresql") {
                 // Nothing to compare with before the server is installed.
                 changes.extend(installing);
                 changes.push(Change::new(format!("create cluster {v}/main, configure it, create roles and databases")));
