@@ -46,7 +46,9 @@ impl Read for HashingReader<'_> {
 /// binaries, and any rewrite of the file (new inode or mtime) makes it hash again.
 fn verified_dir() -> std::path::PathBuf {
     if cfg!(test) {
-        std::env::temp_dir().join(format!("gw-agent-test-verified-{}", std::process::id()))
+        // One directory for every test run (markers are keyed by each test file's unique path),
+        // so test runs do not leave a directory each behind.
+        std::env::temp_dir().join("gw-agent-test-verified")
     } else {
         std::path::PathBuf::from("/var/lib/groundwork/verified")
     }
