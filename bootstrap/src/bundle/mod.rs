@@ -110,6 +110,13 @@ impl Bundle {
             .map_err(|problems| BundleError::Verify { dir: self.dir.clone(), problems })
     }
 
+    /// [`verify`](Self::verify), skipping files unchanged since the verification kept in `memo`;
+    /// with `record`, `memo` is updated.
+    pub fn verify_remembered(&self, memo: &Path, record: bool) -> Result<Verified, BundleError> {
+        verify::check_all_remembered(&self.dir, &self.manifest.artifacts, memo, record)
+            .map_err(|problems| BundleError::Verify { dir: self.dir.clone(), problems })
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }

@@ -268,3 +268,24 @@ fn hash_file_matches_sha256sum() {
     write(&tmp.0.join("f"), &content);
     assert_eq!(hash_file(&tmp.0.join("f")).unwrap(), (sha(&content), content.len() as u64));
 }
+
+#[test]
+fn a_remembered_verification_skips_unchanged_files_but_not_rewritten_ones() {
+    let t = good_bundle("memo");
+    let memo = t.0.join("memo.json");
+    let b = Bundle::open(&t.0).unwrap();
+    assert_eq!(b.verify_remembered(&memo, false).unwrap().files, 3);
+    assert!(!memo.exists(), "without record nothing is written");
+    assert_eq!(b.verify_remembered(&memo, true).unwrap().files, 3);
+    let recorded = std::fs::read_to_string(&memo).unwrap();
+    assert!(recorded.contains("bin/kubeadm") && recorded.contains(&sha(FILES[0].2)), "{recorded}");
+
+    // Same length, other bytes: the stamp (mtime, inode) changes, so it is hashed and caught.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let tampered = t.0.join("bin/kubeadm");
+    let mut bytes = FILES[0].2.to_vec();
+    bytes[0] ^= 1;
+    std::fs::write(&tampered, &bytes).unwrap();
+    let e = b.verify_remembered(&memo, true).unwrap_err().to_string();
+    assert!(e.contains("bin/kubeadm") && e.contains(&sha(&bytes)), "{e}");
+}

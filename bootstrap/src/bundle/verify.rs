@@ -120,3 +120,47 @@ pub fn check_all(dir: &Path, artifacts: &[Artifact]) -> Result<Verified, Vec<Ver
     }
     if problems.is_empty() { Ok(verified) } else { Err(problems) }
 }
+
+/// What identifies a file's content without reading it: device, inode, size and mtime. Any
+/// rewrite of the file changes one of them.
+fn stamp(path: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some(format!("{}:{}:{}:{}.{}", m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec()))
+}
+
+/// Like [`check_all`], but an artifact whose file is unchanged since a verification recorded in
+/// `memo` (a JSON map path -> "sha256 stamp") is not hashed again: a re-run of apply then costs
+/// a `stat` per file instead of reading hundreds of MB. With `record`, the memo is rewritten
+/// (atomically) with what this call verified.
+pub fn check_all_remembered(
+    dir: &Path,
+    artifacts: &[Artifact],
+    memo: &Path,
+    record: bool,
+) -> Result<Verified, Vec<VerifyProblem>> {
+    let known: std::collections::BTreeMap<String, String> =
+        std::fs::read(memo).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+    let entry = |a: &Artifact| stamp(&dir.join(&a.path)).map(|s| format!("{} {s}", a.sha256.to_ascii_lowercase()));
+    let (remembered, to_hash): (Vec<&Artifact>, Vec<&Artifact>) =
+        artifacts.iter().partition(|a| entry(a).is_some_and(|e| known.get(&a.path) == Some(&e)));
+    let to_hash: Vec<Artifact> = to_hash.into_iter().cloned().collect();
+    let hashed = check_all(dir, &to_hash)?;
+    if record {
+        let now: std::collections::BTreeMap<String, String> =
+            artifacts.iter().filter_map(|a| entry(a).map(|e| (a.path.clone(), e))).collect();
+        let tmp = memo.with_extension("tmp");
+        let written = serde_json::to_vec_pretty(&now)
+            .map_err(io::Error::other)
+            .and_then(|bytes| std::fs::write(&tmp, bytes))
+            .and_then(|()| std::fs::rename(&tmp, memo));
+        if let Err(e) = written {
+            // Only an optimisation: the next run hashes again.
+            tracing::debug!(memo = %memo.display(), error = %e, "bundle verification memo not written");
+        }
+    }
+    Ok(Verified {
+        files: hashed.files + remembered.len(),
+        bytes: hashed.bytes + remembered.iter().map(|a| a.size).sum::<u64>(),
+    })
+}
