@@ -97,6 +97,13 @@ pub struct KubeletSettings {
     /// a signal left out has no threshold.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub eviction_hard: BTreeMap<String, String>,
+    /// Disk usage (percent of the image filesystem) above which unused images are removed
+    /// (Kubernetes' default: 85); `100` never removes images for disk usage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_gc_high_threshold_percent: Option<u8>,
+    /// Disk usage image removal brings it down to (default: 80); below the high threshold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_gc_low_threshold_percent: Option<u8>,
 }
 
 fn default_kubernetes_version() -> String {

@@ -54,6 +54,17 @@ impl<'a> Checker<'a> {
 
     fn cluster(&mut self) {
         let c = &self.inv.cluster;
+        let k = &c.kubelet;
+        let high = k.image_gc_high_threshold_percent.unwrap_or(85);
+        let low = k.image_gc_low_threshold_percent.unwrap_or(80);
+        if high > 100 || low >= high {
+            let field = if high > 100 { "imageGcHighThresholdPercent" } else { "imageGcLowThresholdPercent" };
+            self.error(
+                &format!("cluster.kubelet.{field}"),
+                format!("image GC thresholds low {low} and high {high} are not 0 <= low < high <= 100"),
+                "set the high threshold at most 100 and the low one below it (defaults: 85 and 80)",
+            );
+        }
         if !is_dns_label(&c.name) {
             self.error(
                 "cluster.name",

@@ -72,7 +72,7 @@ pub fn init<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Ve
                 "external_etcd": cluster.external_etcd(),
                 "etcd_endpoints": etcd_endpoints,
                 "cgroup_driver": super::runtime::cgroup_driver(node),
-                "eviction_hard": cluster.inventory.cluster.kubelet.eviction_hard,
+                "kubelet": cluster.inventory.cluster.kubelet,
             }),
         )?;
         let file = format!("{CONFIG_DIR}/kubeadm-init.yaml");
