@@ -80,6 +80,11 @@ pub struct ClusterSettings {
     /// Pod network plugin.
     #[serde(default)]
     pub cni: Cni,
+    /// The plugin's manifest for `cni: calico` or `flannel` (e.g. Calico's `calico.yaml` or
+    /// Flannel's `kube-flannel.yml` of the release you run), a file beside the inventory; its
+    /// images must be in the bundle or the nodes' registry mirror. groundwork sets the pod CIDR in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cni_manifest: Option<PathBuf>,
     /// Where etcd runs.
     #[serde(default)]
     pub etcd: EtcdMode,
@@ -160,6 +165,16 @@ pub enum Cni {
     Bridge,
     Calico,
     Flannel,
+}
+
+impl Cni {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cni::Bridge => "bridge",
+            Cni::Calico => "calico",
+            Cni::Flannel => "flannel",
+        }
+    }
 }
 
 /// `external`: a 3-member etcd cluster on the masters as a systemd service (the default);

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use super::diagnostic::{Diagnostics, Severity};
-use super::model::{BackingKind, EndpointMode, Inventory, PackageSource, Role, SshOverride, VolumeProtocol};
+use super::model::{BackingKind, Cni, EndpointMode, Inventory, PackageSource, Role, SshOverride, VolumeProtocol};
 use super::resolve_path;
 use super::source_map::SourceMap;
 use super::values::{Cidr, SecretRef};
@@ -54,6 +54,24 @@ impl<'a> Checker<'a> {
 
     fn cluster(&mut self) {
         let c = &self.inv.cluster;
+        match (c.cni, &c.cni_manifest) {
+            (Cni::Bridge, Some(_)) => self.warn(
+                "cluster.cniManifest",
+                "`cni: bridge` needs no manifest; this one is not used",
+                "remove cniManifest, or set `cni: calico` or `cni: flannel`",
+            ),
+            (Cni::Calico | Cni::Flannel, None) => self.error(
+                "cluster.cni",
+                format!("`cni: {}` needs the plugin's manifest", c.cni.as_str()),
+                "set `cluster.cniManifest` to the release's calico.yaml or kube-flannel.yml beside the inventory",
+            ),
+            (Cni::Calico | Cni::Flannel, Some(m)) if !resolve_path(self.base_dir, m).is_file() => self.error(
+                "cluster.cniManifest",
+                format!("{} does not exist", resolve_path(self.base_dir, m).display()),
+                "point it at the plugin's manifest (relative paths start at the inventory's directory)",
+            ),
+            _ => {}
+        }
         let k = &c.kubelet;
         let high = k.image_gc_high_threshold_percent.unwrap_or(85);
         let low = k.image_gc_low_threshold_percent.unwrap_or(80);

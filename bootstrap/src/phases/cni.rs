@@ -1,7 +1,7 @@
 //! cni: the pod network. With `cni: bridge` (works offline) each node gets a bridge with host-local
 //! addresses from the pod CIDR the controller-manager gave it, plus routes to every other node's
 //! pod CIDR through that node, re-applied at boot by a small unit. Calico and Flannel are
-//! inventory options for sites whose bundle or registry has their images (not in this tree yet).
+//! inventory options for sites whose bundle or registry has their images (`cni_manifest`).
 
 use std::collections::BTreeMap;
 
@@ -26,10 +26,7 @@ async fn pod_cidrs(cluster: &Cluster) -> Result<Option<BTreeMap<String, String>>
 pub fn run<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Vec<Change>, StepError>> {
     async move {
         if cluster.inventory.cluster.cni != Cni::Bridge {
-            return Err(StepError::new(format!(
-                "cni `{:?}` is not implemented yet; use `cni: bridge`",
-                cluster.inventory.cluster.cni
-            )));
+            return super::cni_manifest::run(cluster, node).await;
         }
         let Some(cidrs) = pod_cidrs(cluster).await? else {
             return Ok(vec![Change::new("configure the pod network (after kubeadm init)")]);

@@ -9,6 +9,7 @@
 mod api;
 mod bundle;
 mod cni;
+mod cni_manifest;
 mod database;
 mod endpoint;
 mod etcd;

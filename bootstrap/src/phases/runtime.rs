@@ -11,8 +11,15 @@ use super::{Change, Cluster, Node, StepError};
 use crate::bundle::ArtifactKind;
 use crate::playbooks;
 
-/// Debian's containernetworking-plugins put the plugins here (upstream uses /opt/cni/bin).
-const CNI_BIN_DIR: &str = "/usr/lib/cni";
+/// Where containerd looks for CNI plugins: Debian's containernetworking-plugins for the bridge
+/// network; upstream's /opt/cni/bin for Calico and Flannel, whose installers put their plugins
+/// there (the `cni` phase links Debian's standard plugins in beside them).
+pub fn cni_bin_dir(cni: crate::inventory::Cni) -> &'static str {
+    match cni {
+        crate::inventory::Cni::Bridge => super::cni_manifest::DEBIAN_PLUGINS,
+        _ => super::cni_manifest::UPSTREAM_PLUGINS,
+    }
+}
 
 /// The cgroup driver the node actually uses: systemd's when systemd is init (kubeadm's default),
 /// cgroupfs otherwise. containerd and the kubelet are told the same.
@@ -41,7 +48,7 @@ pub fn run<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Vec
                 "sandbox_image": sandbox,
                 "cgroup_driver": driver,
                 "systemd_cgroup": driver == "systemd",
-                "cni_bin_dir": CNI_BIN_DIR,
+                "cni_bin_dir": cni_bin_dir(cluster.inventory.cluster.cni),
                 "registry_mirrors": [],
             }),
         )?;
