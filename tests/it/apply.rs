@@ -5,7 +5,25 @@
 
 use std::time::{Duration, Instant};
 
-use groundwork_lab_tests::{Lab, text};
+use groundwork_lab_tests::{Lab, changes, text};
+
+/// `kubectl apply -f -` on master-1 with `manifests` on stdin.
+fn kubectl_apply(lab: &Lab, manifests: &str) -> std::process::Output {
+    lab.docker_with_stdin(
+        &[
+            "exec",
+            "-i",
+            &lab.container("master-1"),
+            "kubectl",
+            "--kubeconfig",
+            "/etc/kubernetes/admin.conf",
+            "apply",
+            "-f",
+            "-",
+        ],
+        manifests,
+    )
+}
 
 fn kubectl(lab: &Lab, args: &str) -> String {
     let out = lab.docker(&[
@@ -122,20 +140,7 @@ fn the_handoff_manifests_work_in_the_cluster(lab: &Lab) {
         .iter()
         .map(|f| std::fs::read_to_string(dir.join(f)).unwrap_or_else(|e| panic!("{f}: {e}")) + "\n---\n")
         .collect();
-    let applied = lab.docker_with_stdin(
-        &[
-            "exec",
-            "-i",
-            &lab.container("master-1"),
-            "kubectl",
-            "--kubeconfig",
-            "/etc/kubernetes/admin.conf",
-            "apply",
-            "-f",
-            "-",
-        ],
-        &manifests,
-    );
+    let applied = kubectl_apply(lab, &manifests);
     assert!(applied.status.success(), "kubectl apply of the handoff manifests: {}", text(&applied.stderr));
     let pvs = kubectl(lab, "get pv -l app.kubernetes.io/managed-by=groundwork -o name");
     assert_eq!(pvs.lines().count(), 13, "12 iSCSI and 1 NFS volumes:\n{pvs}");
@@ -182,23 +187,6 @@ fn ready_nodes(lab: &Lab) -> String {
         lab,
         "get nodes -o jsonpath='{range .items[*]}{.metadata.name} {.status.conditions[?(@.type==\"Ready\")].status}{\"\\n\"}{end}'",
     )
-}
-
-/// (phase, host, change) for every change in an apply report.
-fn changes(report: &serde_json::Value) -> Vec<(String, String, String)> {
-    let mut all = Vec::new();
-    for p in report["phases"].as_array().into_iter().flatten() {
-        for h in p["hosts"].as_array().into_iter().flatten() {
-            for c in h["changes"].as_array().into_iter().flatten() {
-                all.push((
-                    p["name"].as_str().unwrap_or_default().to_string(),
-                    h["host"].as_str().unwrap_or_default().to_string(),
-                    c["summary"].as_str().unwrap_or_default().to_string(),
-                ));
-            }
-        }
-    }
-    all
 }
 
 /// Runs apply and kills `worker`'s container as soon as the journal says it has its packages.
@@ -248,20 +236,7 @@ fn a_pod_runs_on_every_worker_from_a_locally_built_image(lab: &Lab) {
             )
         })
         .collect();
-    let out = lab.docker_with_stdin(
-        &[
-            "exec",
-            "-i",
-            &lab.container("master-1"),
-            "kubectl",
-            "--kubeconfig",
-            "/etc/kubernetes/admin.conf",
-            "apply",
-            "-f",
-            "-",
-        ],
-        &pods,
-    );
+    let out = kubectl_apply(lab, &pods);
     assert!(out.status.success(), "creating test pods: {}", text(&out.stderr));
     let result = eventually(90, || {
         let phases = kubectl(

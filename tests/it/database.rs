@@ -7,7 +7,7 @@
 use groundwork::database::client;
 use groundwork::secrets::Secret;
 use groundwork::transport::{NodeSession, Transport, target};
-use groundwork_lab_tests::{Lab, text};
+use groundwork_lab_tests::{Lab, changes, text};
 
 const DB: &str = "10.78.0.31";
 /// An address outside the node network (10.78.0.0/24) and the pod network (10.244.0.0/16).
@@ -135,13 +135,6 @@ fn postgresql_serves_the_cluster_networks_only_and_restores_a_backup() {
     let again = lab.groundwork(&["apply", "-i", "inventory/lab.yaml", "--only", "database", "-o", "json"]);
     assert!(again.status.success(), "{}", text(&again.stderr));
     let report = lab.json(&again);
-    let changed: Vec<String> = report["phases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|p| p["hosts"].as_array().unwrap().iter())
-        .flat_map(|h| h["changes"].as_array().cloned().unwrap_or_default())
-        .map(|c| c["summary"].to_string())
-        .collect();
+    let changed = changes(&report);
     assert!(changed.is_empty(), "a second run changed: {changed:?}");
 }

@@ -4,7 +4,7 @@
 //! every target is there with the right size, whether CHAP and the initiator ACL refuse what
 //! they should, and whether a file written over NFS by one worker reads back on another.
 
-use groundwork_lab_tests::{Lab, text};
+use groundwork_lab_tests::{Lab, changes, text};
 
 const PHASES: &str = "storage-server,storage-clients";
 const STORAGE: &str = "10.78.0.21";
@@ -111,13 +111,6 @@ fn volumes_are_served_to_the_workers_and_nothing_else() {
     let again = lab.groundwork(&["apply", "-i", "inventory/lab.yaml", "--only", PHASES, "-o", "json"]);
     assert!(again.status.success(), "{}", text(&again.stderr));
     let report = lab.json(&again);
-    let changed: Vec<String> = report["phases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|p| p["hosts"].as_array().unwrap().iter())
-        .flat_map(|h| h["changes"].as_array().cloned().unwrap_or_default())
-        .map(|c| c["summary"].to_string())
-        .collect();
+    let changed = changes(&report);
     assert!(changed.is_empty(), "a second run changed: {changed:?}");
 }

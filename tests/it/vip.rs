@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use groundwork_lab_tests::{Lab, text};
+use groundwork_lab_tests::{Lab, changes, text};
 
 const VIP: &str = "10.78.0.10";
 const MASTERS: [&str; 3] = ["master-1", "master-2", "master-3"];
@@ -85,13 +85,6 @@ fn a_keepalived_vip_fronts_the_api_servers_and_moves_when_its_master_freezes() {
     let again = lab.groundwork(&["apply", "-i", inv, "--only", "packages,endpoint", "-o", "json"]);
     assert!(again.status.success(), "{}", text(&again.stderr));
     let report = lab.json(&again);
-    let changed: Vec<String> = report["phases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|p| p["hosts"].as_array().unwrap().iter())
-        .flat_map(|h| h["changes"].as_array().cloned().unwrap_or_default())
-        .map(|c| c["summary"].to_string())
-        .collect();
+    let changed = changes(&report);
     assert!(changed.is_empty(), "a second run changed: {changed:?}");
 }

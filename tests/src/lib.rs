@@ -130,6 +130,23 @@ impl Lab {
     }
 }
 
+/// (phase, host, change) for every change in an apply report.
+pub fn changes(report: &serde_json::Value) -> Vec<(String, String, String)> {
+    let mut all = Vec::new();
+    for p in report["phases"].as_array().into_iter().flatten() {
+        for h in p["hosts"].as_array().into_iter().flatten() {
+            for c in h["changes"].as_array().into_iter().flatten() {
+                all.push((
+                    p["name"].as_str().unwrap_or_default().to_string(),
+                    h["host"].as_str().unwrap_or_default().to_string(),
+                    c["summary"].as_str().unwrap_or_default().to_string(),
+                ));
+            }
+        }
+    }
+    all
+}
+
 /// The facts report's entry for `host`.
 pub fn host<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
     report

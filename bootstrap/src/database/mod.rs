@@ -14,10 +14,7 @@ use crate::inventory::model::{Database, Host, Role};
 /// The database host the inventory names (or its only `database` host) and its section.
 pub fn host(inv: &Inventory) -> Option<(&Host, &Database)> {
     let db = inv.database.as_ref()?;
-    let host = match &db.host {
-        Some(name) => inv.hosts.iter().find(|h| &h.name == name)?,
-        None => inv.hosts_with(Role::Database).map(|(_, h)| h).next()?,
-    };
+    let host = inv.section_host(db.host.as_deref(), Role::Database)?;
     Some((host, db))
 }
 

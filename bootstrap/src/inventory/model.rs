@@ -768,4 +768,12 @@ impl Inventory {
     pub fn hosts_with(&self, role: Role) -> impl Iterator<Item = (usize, &Host)> {
         self.hosts.iter().enumerate().filter(move |(_, h)| h.roles.contains(&role))
     }
+
+    /// The host a section names (`storage.host`, `database.host`), else the first with `role`.
+    pub fn section_host(&self, named: Option<&str>, role: Role) -> Option<&Host> {
+        match named {
+            Some(name) => self.hosts.iter().find(|h| h.name == name),
+            None => self.hosts_with(role).map(|(_, h)| h).next(),
+        }
+    }
 }

@@ -51,10 +51,7 @@ impl VolumePlan {
     /// storage host, which `validate` reports).
     pub fn of(inv: &Inventory) -> Option<VolumePlan> {
         let storage = inv.storage.as_ref()?;
-        let host = match &storage.host {
-            Some(name) => inv.hosts.iter().find(|h| &h.name == name)?,
-            None => inv.hosts_with(Role::Storage).map(|(_, h)| h).next()?,
-        };
+        let host = inv.section_host(storage.host.as_deref(), Role::Storage)?;
         let directory = storage.backing_store.directory.clone();
         let iqn_prefix = Self::iqn_prefix(inv);
         let mut volumes = Vec::new();
