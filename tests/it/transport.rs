@@ -106,7 +106,7 @@ fn a_changed_host_key_is_refused_even_with_accept_new() {
         let error = host(&report, "worker-2")["error"].as_str().unwrap_or_default().to_string();
         assert!(error.contains("HOST KEY CHANGED for worker-2 (10.78.0.102)"), "{error}");
         assert!(error.contains("ssh-keygen -R"), "{error}");
-        assert!(host(&report, "worker-1")["facts"].is_object(), "the others go on");
+        assert!(host(&report, "worker-1")["facts"].is_object(), "the others go on: {}", host(&report, "worker-1"));
     }
     assert_eq!(before, std::fs::read_to_string(dir.join("known_hosts")).unwrap(), "a changed key is never recorded");
 }
