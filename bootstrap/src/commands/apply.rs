@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use groundwork::ops::apply::{ApplyOptions, ApplyProgress, ApplyReport, HostOutcome, PhaseReport, apply};
 use groundwork::ops::check::CheckSettings;
 use groundwork::ops::facts::{Progress, Stage};
+use groundwork::ops::interrupt;
 
 use super::connect_args::ConnectArgs;
 use super::exit;
@@ -58,9 +59,10 @@ pub struct RunArgs {
     /// Skip these phases (comma-separated).
     #[arg(long = "skip-phases", value_delimiter = ',', value_name = "PHASES")]
     pub skip: Vec<String>,
-    /// Remove a stale cluster lock left by an apply that died (refused while its process lives).
-    #[arg(long)]
-    pub break_lock: bool,
+    /// After Ctrl-C or SIGTERM, how long steps already running may finish before they are given
+    /// up (a second Ctrl-C aborts at once).
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub grace_period: u64,
     /// Output: human-readable text, or the whole report as JSON on stdout.
     #[arg(short, long, value_enum, default_value_t = Format::Text)]
     pub output: Format,
@@ -103,16 +105,24 @@ fn execute(args: RunArgs, dry_run: bool, show_diff: bool) -> anyhow::Result<Exit
         dry_run,
         only: args.only,
         skip: args.skip,
-        break_lock: args.break_lock,
         check: CheckSettings::default(),
     };
     let progress = Arc::new(Lines::new(text, dry_run));
-    let report = super::runtime()?.block_on(apply(&loaded, &opts, progress))?;
+    let runtime = super::runtime()?;
+    let (handle, stop) = interrupt::channel(std::time::Duration::from_secs(args.grace_period));
+    let report = runtime.block_on(async {
+        super::signals::stop_on_signals(handle, args.grace_period);
+        apply(&loaded, &opts, progress, stop).await
+    })?;
     match args.output {
         Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         Format::Text => print_summary(&report, show_diff),
     }
-    Ok(ExitCode::from(if report.succeeded() { exit::OK } else { exit::FAILED }))
+    Ok(ExitCode::from(match (&report.interrupted, report.succeeded()) {
+        (Some(_), _) => exit::INTERRUPTED,
+        (None, true) => exit::OK,
+        (None, false) => exit::FAILED,
+    }))
 }
 
 /// Progress as plain lines on stderr: a header per phase and a line per host as it finishes.
@@ -154,29 +164,32 @@ impl ApplyProgress for Lines {
             }
             return;
         }
+        // Hosts go through their phases at their own pace, so lines of several phases interleave:
+        // each names its phase.
         let verb = if self.dry_run { "would change" } else { "changed" };
+        let at = format!("{host:<12} {phase:<16}");
         match outcome {
             HostOutcome::Ok { changes, notes } => {
                 if changes.is_empty() {
-                    eprintln!("    {host:<12} ok      no change");
+                    eprintln!("    {at} ok      no change");
                 } else if changes.len() > 3 {
                     // One line per change: a storage host creates a dozen volumes at once.
-                    eprintln!("    {host:<12} ok      {verb} ({}):", changes.len());
+                    eprintln!("    {at} ok      {verb} ({}):", changes.len());
                     for c in changes {
-                        eprintln!("    {:<12}           {}", "", c.summary);
+                        eprintln!("    {:<29}           {}", "", c.summary);
                     }
                 } else {
                     eprintln!(
-                        "    {host:<12} ok      {verb}: {}",
+                        "    {at} ok      {verb}: {}",
                         changes.iter().map(|c| c.summary.as_str()).collect::<Vec<_>>().join("; ")
                     );
                 }
                 for note in notes {
-                    eprintln!("    {host:<12} NOTE    {note}");
+                    eprintln!("    {at} NOTE    {note}");
                 }
             }
-            HostOutcome::Failed { error } => eprintln!("    {host:<12} FAILED  {error}"),
-            HostOutcome::Skipped { reason } => eprintln!("    {host:<12} skipped ({reason})"),
+            HostOutcome::Failed { error } => eprintln!("    {at} FAILED  {error}"),
+            HostOutcome::Skipped { reason } => eprintln!("    {at} skipped ({reason})"),
         }
     }
 

@@ -9,6 +9,7 @@ pub mod facts;
 pub mod handoff;
 pub mod progress;
 pub mod schema;
+pub mod signals;
 pub mod table;
 pub mod validate;
 
@@ -40,4 +41,6 @@ pub mod exit {
     pub const OK: u8 = 0;
     /// The operation ran and found problems (invalid inventory, failed check).
     pub const FAILED: u8 = 1;
+    /// Stopped by Ctrl-C or SIGTERM (128 + SIGINT, as shells report it).
+    pub const INTERRUPTED: u8 = 130;
 }

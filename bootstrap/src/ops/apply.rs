@@ -15,10 +15,12 @@ use serde::Serialize;
 
 use super::check::{CheckReport, CheckSettings, evaluate};
 use super::facts::{self, FactsOptions, HostFacts, HostReport, HostResult, NoProgress, Progress};
+use super::interrupt::Stop;
+use super::lease::{ClusterLease, LeaseError};
 use crate::agent::{AgentBinary, AgentError};
 use crate::inventory::LoadedInventory;
-use crate::phases::{self, Change, Cluster, Node, Scope};
-use crate::state::{ClusterLock, Journal, JournalEntry, LockError, PhaseStatus, StateDir, journal};
+use crate::phases::{self, Change, Cluster, Node};
+use crate::state::{ClusterLock, Journal, LockError, LockHolder, StateDir, journal};
 use crate::transport::{Transport, TransportError, target};
 
 #[derive(Debug, Clone)]
@@ -29,8 +31,6 @@ pub struct ApplyOptions {
     /// Run only these phases (connect and facts always run).
     pub only: Vec<String>,
     pub skip: Vec<String>,
-    /// Remove a stale cluster lock first (the operator's explicit decision).
-    pub break_lock: bool,
     pub check: CheckSettings,
 }
 
@@ -78,6 +78,9 @@ pub struct ApplyReport {
     pub phases: Vec<PhaseReport>,
     /// Why the run stopped before the last phase, if it did.
     pub stopped: Option<String>,
+    /// The signal that interrupted the run, if one did (the exit code is then 130).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<String>,
     pub check: Option<CheckReport>,
     pub took_ms: u64,
     /// The admin kubeconfig, once the control plane exists.
@@ -113,6 +116,8 @@ impl ApplyReport {
 pub enum ApplyError {
     #[error(transparent)]
     Lock(#[from] LockError),
+    #[error(transparent)]
+    Lease(#[from] LeaseError),
     #[error(transparent)]
     Agent(#[from] AgentError),
     #[error("cannot reach the bastion: {0}")]
@@ -159,6 +164,7 @@ pub async fn apply(
     loaded: &LoadedInventory,
     opts: &ApplyOptions,
     progress: Arc<dyn ApplyProgress>,
+    stop: Stop,
 ) -> Result<ApplyReport, ApplyError> {
     check_phase_names(opts)?;
     let started = Instant::now();
@@ -169,14 +175,15 @@ pub async fn apply(
         None
     } else {
         state.create().map_err(|source| ApplyError::State { path: state.root().to_path_buf(), source })?;
-        Some(ClusterLock::acquire(&state.lock_file(), "groundwork apply", opts.break_lock)?)
+        Some(ClusterLock::acquire(&state.lock_file(), "groundwork apply")?)
     };
-    let mut journal = if opts.dry_run { None } else { Some(Journal::load(&state.journal_file())?) };
+    let journal = if opts.dry_run { None } else { Some(std::sync::Mutex::new(Journal::load(&state.journal_file())?)) };
     let mut report = ApplyReport {
         cluster: inv.cluster.name.clone(),
         dry_run: opts.dry_run,
         phases: vec![],
         stopped: None,
+        interrupted: None,
         check: None,
         took_ms: 0,
         kubeconfig: None,
@@ -226,6 +233,20 @@ pub async fn apply(
     progress.phase_finished(&connect);
     report.phases.push(connect);
 
+    // The cluster-wide lease, on the masters themselves: another controller is refused here,
+    // before anything on a host changes.
+    let lease = if opts.dry_run {
+        None
+    } else {
+        match take_lease(inv, &nodes).await {
+            Ok(lease) => lease,
+            Err(e) => {
+                finish(transport, nodes).await;
+                return Err(e.into());
+            }
+        }
+    };
+
     // check: refuse to touch a cluster whose hosts fall short.
     if selected(opts, "check") {
         let check = evaluate(inv, &fact_reports, &opts.check);
@@ -235,6 +256,7 @@ pub async fn apply(
             report.stopped = Some(
                 "the baseline check failed (see the report above; `groundwork check -i INVENTORY` shows it alone): nothing was changed".into(),
             );
+            release(lease).await;
             finish(transport, nodes).await;
             report.took_ms = started.elapsed().as_millis() as u64;
             return Ok(report);
@@ -251,58 +273,38 @@ pub async fn apply(
         shared: Default::default(),
     };
     // Hosts out of the run, with the phase that put them out.
-    let mut out: BTreeMap<String, String> = report.phases[0]
+    let out: BTreeMap<String, String> = report.phases[0]
         .hosts
         .iter()
         .filter(|h| matches!(h.outcome, HostOutcome::Failed { .. }))
         .map(|h| (h.host.clone(), "connect".to_string()))
         .collect();
 
-    for phase in phases::all() {
-        if !selected(opts, phase.name) {
-            continue;
-        }
-        let hosts = cluster.hosts_for(phase.scope);
-        if hosts.is_empty() && phase.scope != Scope::Controller {
-            continue;
-        }
-        progress.phase_started(phase.name, phase.about, hosts.len());
-        let phase_start = Instant::now();
-        let results = run_phase(&cluster, phase, &hosts, &out, journal.as_ref(), progress.as_ref()).await;
-        for r in &results {
-            if let HostOutcome::Failed { .. } = r.outcome {
-                out.entry(r.host.clone()).or_insert_with(|| phase.name.to_string());
-            }
-            if let Some(j) = journal.as_mut() {
-                let (status, changes, error) = match &r.outcome {
-                    HostOutcome::Ok { changes, .. } => (PhaseStatus::Done, changes.len(), None),
-                    HostOutcome::Failed { error } => (PhaseStatus::Failed, 0, Some(error.clone())),
-                    HostOutcome::Skipped { .. } => continue,
-                };
-                j.record(
-                    phase.name,
-                    &r.host,
-                    JournalEntry { status, at: journal::now_secs(), took_ms: r.took_ms, changes, error },
-                )?;
-            }
-        }
-        let failed_here: Vec<String> = results
-            .iter()
-            .filter(|r| matches!(r.outcome, HostOutcome::Failed { .. }))
-            .map(|r| r.host.clone())
-            .collect();
-        let phase_report =
-            PhaseReport { name: phase.name.into(), hosts: results, took_ms: phase_start.elapsed().as_millis() as u64 };
-        progress.phase_finished(&phase_report);
-        report.phases.push(phase_report);
-        if phase.critical && !failed_here.is_empty() {
-            report.stopped = Some(format!(
-                "phase {} failed on {}: the phases after it need it on every host; fix it and run apply again (it resumes)",
-                phase.name,
-                failed_here.join(", ")
-            ));
-            break;
-        }
+    let selected_phases: Vec<&'static phases::Phase> =
+        phases::all().iter().filter(|p| selected(opts, p.name)).collect();
+    let finished = super::pipeline::Run {
+        cluster: &cluster,
+        phases: selected_phases,
+        out,
+        journal: journal.as_ref(),
+        progress: progress.as_ref(),
+        stop: &stop,
+    }
+    .go()
+    .await;
+    if let Some(e) = finished.journal_error {
+        release(lease).await;
+        finish(transport, cluster.nodes).await;
+        return Err(e.into());
+    }
+    report.phases.extend(finished.phases);
+    report.stopped = finished.stopped;
+    report.interrupted = stop.requested();
+    if let Some(why) = &report.interrupted {
+        report.stopped = Some(format!(
+            "interrupted ({why}): no step was started after it; the journal records every step that finished, \
+             and the next apply verifies those and goes on from there"
+        ));
     }
     if report.stopped.is_none() && selected(opts, HANDOFF) {
         let phase = handoff_phase(loaded, opts.dry_run, progress.as_ref());
@@ -320,9 +322,38 @@ pub async fn apply(
         report.kubeconfig = Some(kubeconfig);
         report.kubeconfig_tunnel = tunnel_hint(loaded, &cluster);
     }
+    release(lease).await;
     finish(transport, cluster.nodes).await;
     report.took_ms = started.elapsed().as_millis() as u64;
     Ok(report)
+}
+
+/// The lease on the connected masters, needing a majority of the inventory's masters. An
+/// inventory without masters (storage or database hosts alone) has nothing to lease on: the
+/// controller's lock file is then the only lock.
+async fn take_lease(
+    inv: &crate::inventory::Inventory,
+    nodes: &BTreeMap<String, Arc<Node>>,
+) -> Result<Option<ClusterLease>, LeaseError> {
+    let masters: Vec<&str> = inv
+        .hosts
+        .iter()
+        .filter(|h| h.roles.contains(&crate::inventory::Role::Master))
+        .map(|h| h.name.as_str())
+        .collect();
+    if masters.is_empty() {
+        return Ok(None);
+    }
+    let sessions: Vec<(&str, &crate::transport::NodeSession)> =
+        masters.iter().filter_map(|m| nodes.get(*m).map(|n| (*m, &n.session))).collect();
+    let me = LockHolder::me("groundwork apply");
+    ClusterLease::take(&sessions, masters.len(), &me, std::time::Duration::from_secs(20)).await.map(Some)
+}
+
+async fn release(lease: Option<ClusterLease>) {
+    if let Some(l) = lease {
+        l.release().await;
+    }
 }
 
 type Connected = (
@@ -370,39 +401,6 @@ async fn connect_all(
         }
     }
     Ok((transport, connected))
-}
-
-async fn run_phase(
-    cluster: &Cluster,
-    phase: &'static phases::Phase,
-    hosts: &[String],
-    out: &BTreeMap<String, String>,
-    journal: Option<&Journal>,
-    progress: &dyn ApplyProgress,
-) -> Vec<HostPhase> {
-    let one = |host: String| async move {
-        let done_before = journal.is_some_and(|j| j.is_done(phase.name, &host));
-        let start = Instant::now();
-        let outcome = match (out.get(&host), cluster.nodes.get(&host)) {
-            (Some(failed_in), _) => HostOutcome::Skipped { reason: format!("failed in {failed_in}") },
-            (None, None) => HostOutcome::Skipped { reason: "not connected".into() },
-            (None, Some(node)) => match (phase.run)(cluster, node).await {
-                Ok(changes) => HostOutcome::Ok { changes, notes: node.take_notes() },
-                Err(e) => HostOutcome::Failed { error: one_line(&e.0) },
-            },
-        };
-        progress.host_finished(phase.name, &host, &outcome);
-        HostPhase { host, outcome, took_ms: start.elapsed().as_millis() as u64, done_before }
-    };
-    if phase.serial {
-        let mut results = Vec::new();
-        for h in hosts {
-            results.push(one(h.clone()).await);
-        }
-        results
-    } else {
-        futures::future::join_all(hosts.iter().cloned().map(one)).await
-    }
 }
 
 /// The last phase: the deployer's files, written on the controller (`groundwork handoff`).
@@ -464,6 +462,6 @@ fn tunnel_hint(loaded: &LoadedInventory, cluster: &Cluster) -> Option<String> {
     Some(format!("ssh -N {jump}-L {port}:127.0.0.1:{port} {user}@{}", master.address))
 }
 
-fn one_line(s: &str) -> String {
+pub(super) fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }

@@ -6,5 +6,8 @@ pub mod check;
 pub mod db;
 pub mod facts;
 pub mod handoff;
+pub mod interrupt;
+pub mod lease;
+mod pipeline;
 pub mod schema;
 pub mod validate;

@@ -63,6 +63,12 @@ pub struct Phase {
     pub serial: bool,
     /// A failure on any host stops the run after this phase: later phases need it everywhere.
     pub critical: bool,
+    /// Phases that must have finished on every one of their hosts before this one starts on any
+    /// host. Otherwise each host goes through its phases in order without waiting for the others.
+    pub after_all: &'static [&'static str],
+    /// Every later phase, on every host, waits for this one to finish everywhere (a check that
+    /// must pass before anything changes).
+    pub gate: bool,
     pub run: RunFn,
 }
 
@@ -75,6 +81,8 @@ pub fn all() -> &'static [Phase] {
             scope: Scope::KubernetesNodes,
             serial: false,
             critical: false,
+            after_all: &[],
+            gate: false,
             run: prepare_os::run,
         },
         Phase {
@@ -83,6 +91,8 @@ pub fn all() -> &'static [Phase] {
             scope: Scope::KubernetesNodes,
             serial: false,
             critical: false,
+            after_all: &[],
+            gate: false,
             run: packages::run,
         },
         Phase {
@@ -91,6 +101,8 @@ pub fn all() -> &'static [Phase] {
             scope: Scope::KubernetesNodes,
             serial: false,
             critical: false,
+            after_all: &[],
+            gate: false,
             run: bundle::run,
         },
         Phase {
@@ -99,6 +111,8 @@ pub fn all() -> &'static [Phase] {
             scope: Scope::KubernetesNodes,
             serial: false,
             critical: false,
+            after_all: &[],
+            gate: false,
             run: runtime::run,
         },
         Phase {
@@ -107,6 +121,8 @@ pub fn all() -> &'static [Phase] {
             scope: Scope::Masters,
             serial: false,
             critical: true,
+            after_all: &[],
+            gate: false,
             run: pki::run,
         },
         Phase {
@@ -115,6 +131,8 @@ pub fn all() -> &'static [Phase] {
             scope: Scope::Masters,
             serial: false,
             critical: true,
+            after_all: &["pki"],
+            gate: false,
             run: etcd::run,
         },
         Phase {
@@ -123,6 +141,8 @@ pub fn all() -> &'static [Phase] {
             scope: Scope::KubernetesNodes,
             serial: false,
             critical: false,
+            after_all: &[],
+            gate: false,
             run: endpoint::run,
         },
         Phase {
@@ -131,6 +151,8 @@ pub fn all() -> &'static [Phase] {
             scope: Scope::FirstMaster,
             serial: true,
             critical: true,
+            after_all: &["etcd"],
+            gate: false,
             run: kubeadm::init,
         },
         Phase {
@@ -139,6 +161,8 @@ pub fn all() -> &'static [Phase] {
             scope: Scope::OtherMasters,
             serial: true,
             critical: false,
+            after_all: &["init"],
+            gate: false,
             run: kubeadm::join_master,
         },
         Phase {
@@ -147,6 +171,8 @@ pub fn all() -> &'static [Phase] {
             scope: Scope::Workers,
             serial: false,
             critical: false,
+            after_all: &["init"],
+            gate: false,
             run: kubeadm::join_worker,
         },
         Phase {
@@ -155,6 +181,8 @@ pub fn all() -> &'static [Phase] {
             scope: Scope::KubernetesNodes,
             serial: false,
             critical: false,
+            after_all: &["join-masters", "join-workers"],
+            gate: false,
             run: cni::run,
         },
         Phase {
@@ -163,6 +191,8 @@ pub fn all() -> &'static [Phase] {
             scope: Scope::KubernetesNodes,
             serial: false,
             critical: false,
+            after_all: &["cni"],
+            gate: false,
             run: ready::run,
         },
         Phase {
@@ -171,6 +201,8 @@ pub fn all() -> &'static [Phase] {
             scope: Scope::Storage,
             serial: false,
             critical: false,
+            after_all: &[],
+            gate: false,
             run: storage_server::run,
         },
         Phase {
@@ -179,6 +211,8 @@ pub fn all() -> &'static [Phase] {
             scope: Scope::Workers,
             serial: false,
             critical: false,
+            after_all: &["storage-server"],
+            gate: false,
             run: storage_clients::run,
         },
         Phase {
@@ -187,6 +221,8 @@ pub fn all() -> &'static [Phase] {
             scope: Scope::Database,
             serial: false,
             critical: false,
+            after_all: &[],
+            gate: false,
             run: database::run,
         },
     ];

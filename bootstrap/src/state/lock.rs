@@ -1,8 +1,13 @@
-//! The cluster lock: one `apply` at a time per cluster. The lock file names who holds it (user,
-//! machine, process) and since when; a second `apply` is refused with that. A lock left by a
-//! process that died is not broken silently: the operator breaks it explicitly.
+//! The controller's cluster lock: one writing command at a time per state directory on this
+//! machine. It is an advisory `flock` on `apply.lock` (std's `File::try_lock`), so the kernel
+//! releases it when the process ends however it ends (Ctrl-C, SIGKILL, a crash): there is never a
+//! stale lock to break. The file also names the holder (user, machine, process, command, since
+//! when) so that a refused command can say who is in the way.
+//!
+//! Two controllers on two machines do not share this file: `ops::lease` adds the cluster-wide
+//! lease taken on the masters themselves.
 
-use std::io::Write;
+use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -15,23 +20,21 @@ pub struct LockHolder {
     /// Seconds since the Unix epoch.
     pub since: u64,
     pub command: String,
+    /// Random per run: lets a run recognise a lease it still holds through an old connection.
+    #[serde(default)]
+    pub run: String,
 }
 
 impl LockHolder {
-    fn me(command: &str) -> LockHolder {
+    pub fn me(command: &str) -> LockHolder {
         LockHolder {
             user: std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".into()),
             machine: nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_default(),
             pid: std::process::id(),
             since: super::journal::now_secs(),
             command: command.to_string(),
+            run: run_id(),
         }
-    }
-
-    /// Whether the holding process is gone (only knowable on the same machine).
-    pub fn is_stale(&self) -> bool {
-        let here = nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_default();
-        here == self.machine && !Path::new(&format!("/proc/{}", self.pid)).exists()
     }
 
     pub fn describe(&self) -> String {
@@ -46,73 +49,81 @@ impl LockHolder {
             format_age(ago)
         )
     }
+
+    /// One line of JSON (what the lease writes on the masters).
+    pub fn to_line(&self) -> String {
+        serde_json::to_string(self).expect("a holder serialises")
+    }
+}
+
+/// One random id for this process's run.
+fn run_id() -> String {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        let mut bytes = [0u8; 8];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes).expect("system randomness");
+        hex::encode(bytes)
+    })
+    .clone()
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
+    #[error("the cluster is locked by {}: another command that changes it is running; wait for it to finish", holder.describe())]
+    Held { holder: Box<LockHolder>, path: PathBuf },
     #[error(
-        "cluster is locked by {holder_text}: another apply is running{stale_hint}",
-        holder_text = holder.describe(),
-        stale_hint = if holder.is_stale() {
-            format!("? No: that process is gone, so the lock is stale. If you are sure no apply runs, break it with --break-lock (lock file: {})", path.display())
-        } else {
-            String::from("; wait for it to finish")
-        }
+        "the cluster is locked by another process on this machine (it has not said who yet: lock file {}); wait for it to finish",
+        path.display()
     )]
-    Held { holder: LockHolder, path: PathBuf },
+    HeldUnnamed { path: PathBuf },
     #[error("cannot use the lock file {}: {source}", path.display())]
     Io { path: PathBuf, source: std::io::Error },
 }
 
-/// Held while it lives; removes the lock file when dropped.
+/// Held while it lives; the kernel releases it when the file closes (drop or process death).
 #[derive(Debug)]
 pub struct ClusterLock {
+    file: std::fs::File,
     path: PathBuf,
 }
 
 impl ClusterLock {
-    /// Takes the lock, or says who has it. `break_stale` removes a lock first (the operator's
-    /// explicit decision; refused while the holder is alive on this machine).
-    pub fn acquire(path: &Path, command: &str, break_lock: bool) -> Result<ClusterLock, LockError> {
+    /// Takes the lock, or says who has it. Never waits.
+    pub fn acquire(path: &Path, command: &str) -> Result<ClusterLock, LockError> {
         let io = |source| LockError::Io { path: path.to_path_buf(), source };
-        if break_lock && let Some(holder) = read_holder(path) {
-            if !holder.is_stale() && holder.machine == LockHolder::me(command).machine {
-                return Err(LockError::Held { holder, path: path.to_path_buf() });
-            }
-            std::fs::remove_file(path).map_err(io)?;
-        }
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
-        match std::fs::OpenOptions::new().write(true).create_new(true).open(path) {
-            Ok(mut f) => {
-                let me = serde_json::to_vec_pretty(&LockHolder::me(command)).expect("serialises");
-                f.write_all(&me).and_then(|_| f.sync_all()).map_err(io)?;
-                Ok(ClusterLock { path: path.to_path_buf() })
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                let holder = read_holder(path).unwrap_or(LockHolder {
-                    user: "?".into(),
-                    machine: "?".into(),
-                    pid: 0,
-                    since: 0,
-                    command: "(unreadable lock file)".into(),
+        let mut file =
+            std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                let _ = file.read_to_string(&mut text);
+                return Err(match serde_json::from_str::<LockHolder>(&text) {
+                    Ok(holder) => LockError::Held { holder: Box::new(holder), path: path.to_path_buf() },
+                    Err(_) => LockError::HeldUnnamed { path: path.to_path_buf() },
                 });
-                Err(LockError::Held { holder, path: path.to_path_buf() })
             }
-            Err(e) => Err(io(e)),
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
         }
+        let me = serde_json::to_vec_pretty(&LockHolder::me(command)).expect("serialises");
+        file.set_len(0).and_then(|_| file.rewind()).and_then(|_| file.write_all(&me)).map_err(io)?;
+        file.sync_all().map_err(io)?;
+        Ok(ClusterLock { file, path: path.to_path_buf() })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 }
 
 impl Drop for ClusterLock {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        // Say nobody holds it; the lock itself goes with the file descriptor.
+        let _ = self.file.set_len(0);
     }
-}
-
-fn read_holder(path: &Path) -> Option<LockHolder> {
-    std::fs::read(path).ok().and_then(|b| serde_json::from_slice(&b).ok())
 }
 
 fn format_age(secs: u64) -> String {
@@ -146,32 +157,62 @@ mod tests {
 
     #[test]
     fn a_second_holder_is_refused_with_who_and_since_and_the_lock_goes_with_its_holder() {
-        let dir = std::env::temp_dir().join(format!("gw-lock-{}", std::process::id()));
-        let path = dir.join("apply.lock");
-        let first = ClusterLock::acquire(&path, "apply", false).unwrap();
-        let err = ClusterLock::acquire(&path, "apply", false).unwrap_err().to_string();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("apply.lock");
+        let first = ClusterLock::acquire(&path, "apply").unwrap();
+        let err = ClusterLock::acquire(&path, "apply").unwrap_err().to_string();
         assert!(err.contains(&format!("pid {}", std::process::id())), "{err}");
         assert!(err.contains("since ") && err.contains("wait for it to finish"), "{err}");
-        // Alive on this machine: not even --break-lock takes it.
-        assert!(ClusterLock::acquire(&path, "apply", true).is_err());
         drop(first);
-        assert!(!path.exists());
-        let _again = ClusterLock::acquire(&path, "apply", false).unwrap();
-        std::fs::remove_dir_all(dir).ok();
+        let _again = ClusterLock::acquire(&path, "apply").unwrap();
     }
 
     #[test]
-    fn a_stale_lock_is_named_stale_and_broken_only_on_request() {
-        let dir = std::env::temp_dir().join(format!("gw-lock-stale-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("apply.lock");
+    fn a_lock_file_left_behind_is_no_lock_and_an_empty_one_neither() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("apply.lock");
+        // What a process killed with SIGKILL leaves: the file with its holder, but no flock.
         let mut dead = LockHolder::me("apply");
-        dead.pid = u32::MAX - 1; // no such process
+        dead.pid = u32::MAX - 1;
         std::fs::write(&path, serde_json::to_vec(&dead).unwrap()).unwrap();
-        let err = ClusterLock::acquire(&path, "apply", false).unwrap_err().to_string();
-        assert!(err.contains("stale") && err.contains("--break-lock"), "{err}");
-        let _broken = ClusterLock::acquire(&path, "apply", true).unwrap();
-        std::fs::remove_dir_all(dir).ok();
+        let held = ClusterLock::acquire(&path, "apply").expect("a file alone holds nothing");
+        drop(held);
+        std::fs::write(&path, b"").unwrap();
+        ClusterLock::acquire(&path, "apply").expect("an empty file holds nothing");
+    }
+
+    #[test]
+    fn a_holder_in_another_process_is_named_and_released_when_it_dies() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("apply.lock");
+        std::fs::write(&path, LockHolder { pid: 4242, ..LockHolder::me("apply elsewhere") }.to_line()).unwrap();
+        // Another process holds the flock (util-linux flock on an fd the process keeps), as another
+        // groundwork would; killing it must release the lock.
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("exec 9>>\"$1\"; flock 9; exec sleep 30")
+            .arg("sh")
+            .arg(&path)
+            .spawn()
+            .expect("sh and util-linux flock run");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let err = loop {
+            match ClusterLock::acquire(&path, "apply") {
+                Err(e) => break e.to_string(),
+                Ok(l) => {
+                    drop(l);
+                    assert!(std::time::Instant::now() < deadline, "flock never took the lock");
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    // The file was truncated by our drop: put the holder back for the check below.
+                    std::fs::write(&path, LockHolder { pid: 4242, ..LockHolder::me("apply elsewhere") }.to_line())
+                        .unwrap();
+                }
+            }
+        };
+        assert!(err.contains("pid 4242") && err.contains("apply elsewhere"), "{err}");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        ClusterLock::acquire(&path, "apply").expect("released by the kernel when the holder died");
     }
 
     #[test]
