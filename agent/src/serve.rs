@@ -46,6 +46,16 @@ fn perform(action: Action) -> Outcome {
             Ok(report) => Outcome::Ensured(report),
             Err(message) => Outcome::Error { message },
         },
+        Action::EnsureAll(all) => {
+            let mut reports = Vec::new();
+            for task in all.tasks {
+                match crate::tasks::ensure(groundwork_protocol::Ensure { dry_run: all.dry_run, task }) {
+                    Ok(report) => reports.push(report),
+                    Err(message) => return Outcome::EnsuredAll { reports, error: Some(message) },
+                }
+            }
+            Outcome::EnsuredAll { reports, error: None }
+        }
     }
 }
 
@@ -69,6 +79,23 @@ mod tests {
         assert_eq!(lines[3]["id"], 4);
         assert!(lines[3]["facts"]["hostname"].is_string());
         assert_eq!(lines.len(), 4);
+    }
+
+    #[test]
+    fn a_batch_stops_at_its_first_failure_and_keeps_the_reports_before_it() {
+        let t = crate::tasks::testdir::TempDir::new("serve-batch");
+        let dir = t.path("d");
+        let line = serde_json::json!({"id": 9, "action": "ensure_all", "tasks": [
+            {"kind": "directory", "path": dir, "mode": 0o755},
+            {"kind": "directory", "path": "relative", "mode": 0o755},
+            {"kind": "directory", "path": t.path("never"), "mode": 0o755}]})
+        .to_string();
+        let lines = run(&format!("{line}\n"));
+        let answer = &lines[1]["ensured_all"];
+        assert_eq!(answer["reports"].as_array().unwrap().len(), 1, "{answer}");
+        assert_eq!(answer["reports"][0]["changed"], true);
+        assert_eq!(answer["error"], "directory path `relative` is not absolute");
+        assert!(dir.is_dir() && !t.path("never").exists());
     }
 
     #[test]

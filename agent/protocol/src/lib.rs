@@ -14,9 +14,9 @@ pub mod facts;
 pub mod tasks;
 
 pub use facts::Facts;
-pub use tasks::{Ensure, Report, Task};
+pub use tasks::{Ensure, EnsureAll, Report, Task};
 
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// First line the agent writes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,6 +41,8 @@ pub enum Action {
     Facts,
     /// Make one idempotent change (or, dry-run, report whether it would change anything).
     Ensure(Ensure),
+    /// Several, in order, in one round trip; stops at the first that fails.
+    EnsureAll(EnsureAll),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -55,6 +57,12 @@ pub struct Response {
 pub enum Outcome {
     Facts(Box<Facts>),
     Ensured(Report),
+    /// The reports of an `ensure_all`, in order: all of them, or those before the one that failed.
+    EnsuredAll {
+        reports: Vec<Report>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
     /// The action failed; `message` says why in words an operator can act on.
     Error {
         message: String,

@@ -13,6 +13,14 @@ pub struct Ensure {
     pub task: Task,
 }
 
+/// Several tasks in one request, made in order; the first failure ends the batch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnsureAll {
+    #[serde(default)]
+    pub dry_run: bool,
+    pub tasks: Vec<Task>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Task {
@@ -42,6 +50,10 @@ pub enum Task {
     /// A file installed from a file already on the node (an uploaded bundle artifact), when the
     /// target's SHA-256 differs. Used for binaries.
     Install { source: String, path: String, mode: u32, sha256: String },
+    /// Only a check, never a change: whether the file the controller uploads to `path` is there
+    /// with this SHA-256 (remembered with its size and mtime, so a re-run hashes nothing).
+    /// `changed` means it must be uploaded.
+    Uploaded { path: String, sha256: String },
     /// A directory with this mode (created with parents).
     Directory { path: String, mode: u32 },
     /// A systemd unit: enabled at boot, running, and restarted when `restart` is set (the controller

@@ -44,20 +44,59 @@ pub fn version_in(text: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-fn version_of(binary: &str, args: &[&str]) -> Option<String> {
+/// Asking a Go binary its version takes 50-300 ms, and facts are gathered on every run: the
+/// answer is remembered with what identifies the binary (device, inode, size, mtime), so a re-run
+/// asks only binaries that changed.
+const CACHE: &str = "/var/lib/groundwork/versions.json";
+
+fn stamp(path: &str) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some(format!("{} {} {} {}.{}", m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec()))
+}
+
+type Cache = std::collections::BTreeMap<String, (String, String)>;
+
+fn version_of(cache: &mut Cache, binary: &str, args: &[&str]) -> Option<String> {
     let path = find(binary)?;
-    Some(output(&path, args).and_then(|o| version_in(&o)).unwrap_or_else(|| "unknown version".into()))
+    let now = stamp(&path).unwrap_or_default();
+    if let Some((was, version)) = cache.get(&path)
+        && *was == now
+    {
+        return Some(version.clone());
+    }
+    let version = output(&path, args).and_then(|o| version_in(&o)).unwrap_or_else(|| "unknown version".into());
+    cache.insert(path, (now, version.clone()));
+    Some(version)
 }
 
 pub fn installed() -> Installed {
-    Installed {
-        containerd: version_of("containerd", &["--version"]),
-        runc: version_of("runc", &["--version"]),
-        kubelet: version_of("kubelet", &["--version"]),
-        kubeadm: version_of("kubeadm", &["version", "-o", "short"]),
-        kubectl: version_of("kubectl", &["version", "--client"]),
+    installed_with(std::path::Path::new(CACHE))
+}
+
+fn installed_with(cache_file: &std::path::Path) -> Installed {
+    let before: Cache =
+        std::fs::read(cache_file).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+    let mut cache = before.clone();
+    let installed = Installed {
+        containerd: version_of(&mut cache, "containerd", &["--version"]),
+        runc: version_of(&mut cache, "runc", &["--version"]),
+        kubelet: version_of(&mut cache, "kubelet", &["--version"]),
+        kubeadm: version_of(&mut cache, "kubeadm", &["version", "-o", "short"]),
+        kubectl: version_of(&mut cache, "kubectl", &["version", "--client"]),
         servers: servers(),
+    };
+    if cache != before
+        && let Some(dir) = cache_file.parent()
+        && std::fs::create_dir_all(dir).is_ok()
+    {
+        // Best effort: without the cache the next run just asks again.
+        let tmp = cache_file.with_extension("tmp");
+        if std::fs::write(&tmp, serde_json::to_vec(&cache).unwrap_or_default()).is_ok() {
+            let _ = std::fs::rename(&tmp, cache_file);
+        }
     }
+    installed
 }
 
 /// Which backbone servers are installed, by the files their packages put in place.

@@ -137,6 +137,17 @@ pub fn ensure(source: &str, path: &str, mode: u32, sha256: &str, dry: bool) -> R
     Ok(Report { changed: true, summary: format!("{verb} {path} from {source}"), diff: None })
 }
 
+/// Whether an upload is already in place: `changed` when it is missing or differs.
+pub fn uploaded(path: &str, sha256: &str) -> Result<Report, String> {
+    let want = sha256.trim().to_ascii_lowercase();
+    let (changed, summary) = match sha256_cached(Path::new(path))? {
+        Some(got) if got == want => (false, format!("{path} is up to date")),
+        Some(_) => (true, format!("{path} differs: upload it again")),
+        None => (true, format!("{path} is missing: upload it")),
+    };
+    Ok(Report { changed, summary, diff: None })
+}
+
 fn bad_source(source: &str, got: &str, want: &str) -> String {
     format!(
         "{source} has SHA-256 {got}, expected {want}: the upload is incomplete or not the expected file; nothing was installed"
@@ -174,6 +185,20 @@ mod tests {
         fs::remove_file(&src).unwrap();
         let r = ensure(s, d, 0o700, HELLO_SHA, false).unwrap();
         assert_eq!((r.changed, r.summary), (true, format!("{d}: mode 0755 -> 0700")));
+    }
+
+    #[test]
+    fn an_upload_is_recognised_by_its_checksum_only() {
+        let t = TempDir::new("uploaded");
+        let f = t.path("bundle/kubeadm");
+        let p = f.to_str().unwrap();
+        assert!(uploaded(p, HELLO_SHA).unwrap().summary.ends_with("is missing: upload it"));
+        fs::create_dir_all(f.parent().unwrap()).unwrap();
+        fs::write(&f, "hellO\n").unwrap();
+        assert!(uploaded(p, HELLO_SHA).unwrap().changed);
+        fs::write(&f, "hello\n").unwrap();
+        let r = uploaded(p, HELLO_SHA).unwrap();
+        assert_eq!((r.changed, r.summary), (false, format!("{p} is up to date")));
     }
 
     #[test]

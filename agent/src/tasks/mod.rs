@@ -27,6 +27,7 @@ pub fn ensure(e: Ensure) -> Result<Report, String> {
         Task::Packages { names, proxy, mirror } => packages::ensure(&names, proxy.as_deref(), mirror.as_deref(), dry),
         Task::File { path, content, mode, owner, group } => file::ensure(&path, &content, mode, &owner, &group, dry),
         Task::Install { source, path, mode, sha256 } => install::ensure(&source, &path, mode, &sha256, dry),
+        Task::Uploaded { path, sha256 } => install::uploaded(&path, &sha256),
         Task::Directory { path, mode } => directory::ensure(&path, mode, dry),
         Task::Service { name, enabled, running, restart } => service::ensure(&name, enabled, running, restart, dry),
         Task::Sysctl { file, values } => sysctl::ensure(&file, &values, dry),

@@ -44,20 +44,33 @@ pub fn remote_path(a: &Artifact) -> String {
 pub fn run<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Vec<Change>, StepError>> {
     async move {
         let bundle = bundle(cluster).await?;
-        let mut changes = Vec::new();
         let mut tasks = Vec::new();
-        for a in bundle.artifacts() {
-            let wanted = a.is_for(node.target.roles.iter().map(|r| r.as_str()))
-                && matches!(a.kind, ArtifactKind::Binary | ArtifactKind::Images);
-            if !wanted {
-                continue;
-            }
-            let remote = remote_path(a);
-            if node.upload(&bundle.path_of(a), &remote, &a.sha256).await? {
-                changes.push(Change::new(format!("upload {} ({} MiB)", a.path, a.size / (1024 * 1024))));
-            }
+        let wanted: Vec<&Artifact> = bundle
+            .artifacts()
+            .iter()
+            .filter(|a| {
+                a.is_for(node.target.roles.iter().map(|r| r.as_str()))
+                    && matches!(a.kind, ArtifactKind::Binary | ArtifactKind::Images)
+            })
+            .collect();
+        let locals: Vec<std::path::PathBuf> = wanted.iter().map(|a| bundle.path_of(a)).collect();
+        let files: Vec<(&std::path::Path, String, String)> =
+            wanted.iter().zip(&locals).map(|(a, l)| (l.as_path(), remote_path(a), a.sha256.clone())).collect();
+        let uploaded = node.upload_all(&files).await?;
+        let mut changes: Vec<Change> = wanted
+            .iter()
+            .zip(&uploaded)
+            .filter(|(_, up)| **up)
+            .map(|(a, _)| Change::new(format!("upload {} ({} MiB)", a.path, a.size / (1024 * 1024))))
+            .collect();
+        for a in &wanted {
             if let (ArtifactKind::Binary, Some(to)) = (&a.kind, &a.install_to) {
-                tasks.push(Task::Install { source: remote, path: to.clone(), mode: 0o755, sha256: a.sha256.clone() });
+                tasks.push(Task::Install {
+                    source: remote_path(a),
+                    path: to.clone(),
+                    mode: 0o755,
+                    sha256: a.sha256.clone(),
+                });
             }
         }
         let empty = serde_json::json!({});

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use groundwork_protocol::{Action, Ensure, Facts, Outcome, Report, Task};
+use groundwork_protocol::{Action, Ensure, EnsureAll, Facts, Outcome, Report, Task};
 
 use crate::agent::{AgentError, AgentSession};
 use crate::transport::{NodeSession, Target, TransportError};
@@ -111,16 +111,38 @@ impl Node {
         }
     }
 
-    /// Runs every task in order, collecting the changes. Stops at the first failure.
+    /// Runs every task in order, in one round trip to the agent, collecting the changes. Stops at
+    /// the first failure.
     pub async fn ensure_all(&self, tasks: Vec<Task>) -> Result<Vec<Change>, StepError> {
-        let mut changes = Vec::new();
-        for task in tasks {
-            let report = self.ensure(task).await?;
-            if report.changed {
-                changes.push(Change { summary: report.summary, diff: report.diff });
-            }
+        Ok(self
+            .ensure_batch(tasks)
+            .await?
+            .into_iter()
+            .filter(|r| r.changed)
+            .map(|r| Change { summary: r.summary, diff: r.diff })
+            .collect())
+    }
+
+    /// Every task's report, in order (one request to the agent).
+    pub async fn ensure_batch(&self, tasks: Vec<Task>) -> Result<Vec<Report>, StepError> {
+        match tasks.len() {
+            0 => return Ok(vec![]),
+            1 => return Ok(vec![self.ensure(tasks.into_iter().next().expect("one task")).await?]),
+            _ => {}
         }
-        Ok(changes)
+        let timeout = if tasks.iter().any(|t| matches!(t, Task::Packages { .. } | Task::ImportImages { .. })) {
+            SLOW_TASK
+        } else {
+            self.timeout
+        };
+        let mut agent = self.agent.lock().await;
+        match agent.call(Action::EnsureAll(EnsureAll { dry_run: self.dry_run, tasks }), timeout).await? {
+            Outcome::EnsuredAll { reports, error: None } => Ok(reports),
+            Outcome::EnsuredAll { error: Some(message), .. } => {
+                Err(StepError::new(format!("{}: {message}", self.name())))
+            }
+            _ => Err(StepError::new(format!("{}: the agent answered a batch with something else", self.name()))),
+        }
     }
 
     /// Files a service reads, then the service enabled and running, restarted when any of the
@@ -155,29 +177,29 @@ impl Node {
         Ok(self.session.exec_privileged(command, None).await?.success())
     }
 
-    /// Puts a controller file on the node at `remote` unless it is already there with `sha256`.
-    /// Streams the file (image archives are hundreds of MB); written to a temporary name and
-    /// renamed once its checksum is verified. Returns whether it was uploaded.
-    pub async fn upload(&self, local: &Path, remote: &str, sha256: &str) -> Result<bool, StepError> {
+    /// Puts controller files on the node unless they are already there with their SHA-256: one
+    /// agent request compares them all (the agent remembers each file's checksum with its size
+    /// and mtime, so a re-run hashes nothing), then each missing one is streamed (image archives
+    /// are hundreds of MB) to a temporary name and renamed once its checksum is verified.
+    /// Returns, per file, whether it was (in a plan: would be) uploaded.
+    pub async fn upload_all(&self, files: &[(&Path, String, String)]) -> Result<Vec<bool>, StepError> {
+        let checks =
+            files.iter().map(|(_, remote, sha256)| Task::Uploaded { path: remote.clone(), sha256: sha256.clone() });
+        let missing: Vec<bool> = self.ensure_batch(checks.collect()).await?.into_iter().map(|r| r.changed).collect();
+        if !self.dry_run {
+            for ((local, remote, sha256), _) in files.iter().zip(&missing).filter(|(_, m)| **m) {
+                self.upload_now(local, remote, sha256).await?;
+            }
+        }
+        Ok(missing)
+    }
+
+    async fn upload_now(&self, local: &Path, remote: &str, sha256: &str) -> Result<(), StepError> {
         let q = crate::transport::shell_quote(remote);
-        // A file is hashed once after it arrives; its size and mtime are then kept beside it, so a
-        // re-run compares those (cheap) instead of hashing hundreds of MB on every node again.
-        let mark = crate::transport::shell_quote(&format!("{remote}.verified"));
-        let verified = format!("[ \"$(cat {mark} 2>/dev/null)\" = \"{sha256} $(stat -c '%s %Y' {q} 2>/dev/null)\" ]");
-        if self.test(&verified).await? {
-            return Ok(false);
-        }
-        let remember = format!("echo \"{sha256} $(stat -c '%s %Y' {q})\" > {mark}");
-        if self.test(&format!("echo '{sha256}  '{q} | sha256sum -c --status && {{ {remember}; }}")).await? {
-            return Ok(false);
-        }
-        if self.dry_run {
-            return Ok(true);
-        }
         let tmp = crate::transport::shell_quote(&format!("{remote}.part"));
         let script = format!(
             "set -e; mkdir -p \"$(dirname {q})\"; cat > {tmp}; echo '{sha256}  '{tmp} | sha256sum -c --status \
-             || {{ rm -f {tmp}; echo 'checksum mismatch after upload' >&2; exit 1; }}; mv -f {tmp} {q}; {remember}"
+             || {{ rm -f {tmp}; echo 'checksum mismatch after upload' >&2; exit 1; }}; mv -f {tmp} {q}"
         );
         let out = self.session.exec_privileged_file(&script, local).await?;
         if !out.success() {
@@ -188,7 +210,7 @@ impl Node {
                 tail(&out.stderr_text(), 5)
             )));
         }
-        Ok(true)
+        Ok(())
     }
 }
 
