@@ -17,7 +17,7 @@ use super::check::{CheckReport, CheckSettings, evaluate};
 use super::facts::{self, FactsOptions, HostFacts, HostReport, HostResult, NoProgress, Progress};
 use crate::agent::{AgentBinary, AgentError};
 use crate::inventory::LoadedInventory;
-use crate::phases::{self, Change, Cluster, Node, Scope};
+use crate::phases::{self, AgentSource, Change, Cluster, ErrorKind, Node, Scope};
 use crate::state::{ClusterLock, Journal, JournalEntry, LockError, PhaseStatus, StateDir, journal};
 use crate::transport::{Transport, TransportError, target};
 
@@ -47,11 +47,11 @@ pub enum HostOutcome {
     },
     Failed {
         error: String,
+        /// transport, timeout, failed or refused (see `phases::ErrorKind`).
+        kind: ErrorKind,
     },
     /// Not run on this host, and why (it failed earlier, or is not connected).
-    Skipped {
-        reason: String,
-    },
+    Skipped { reason: String },
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -187,7 +187,7 @@ pub async fn apply(
     // connect + facts
     progress.phase_started("connect", "log in through the bastion, start the agent, gather facts", inv.hosts.len());
     let phase_start = Instant::now();
-    let (transport, connected) = connect_all(loaded, opts, progress.clone()).await?;
+    let (transport, source, connected) = connect_all(loaded, opts, progress.clone()).await?;
     let mut connect = PhaseReport { name: "connect".into(), hosts: vec![], took_ms: 0 };
     let mut nodes = BTreeMap::new();
     let mut fact_reports = Vec::new();
@@ -205,7 +205,8 @@ pub async fn apply(
                         elapsed_ms: took,
                     })),
                 });
-                nodes.insert(t.name.clone(), Arc::new(Node::new(t.clone(), facts, session, running, opts.dry_run)));
+                let node = Node::new(t.clone(), facts, session, running, source.clone(), opts.dry_run);
+                nodes.insert(t.name.clone(), Arc::new(node));
                 HostOutcome::Ok { changes: vec![], notes: vec![] }
             }
             Err(e) => {
@@ -216,7 +217,7 @@ pub async fn apply(
                     roles: t.roles.iter().map(|r| r.as_str().to_string()).collect(),
                     result: HostResult::Failed { error: error.clone() },
                 });
-                HostOutcome::Failed { error }
+                HostOutcome::Failed { error, kind: ErrorKind::of_agent(&e) }
             }
         };
         progress.host_finished("connect", &t.name, &outcome);
@@ -276,7 +277,7 @@ pub async fn apply(
             if let Some(j) = journal.as_mut() {
                 let (status, changes, error) = match &r.outcome {
                     HostOutcome::Ok { changes, .. } => (PhaseStatus::Done, changes.len(), None),
-                    HostOutcome::Failed { error } => (PhaseStatus::Failed, 0, Some(error.clone())),
+                    HostOutcome::Failed { error, .. } => (PhaseStatus::Failed, 0, Some(error.clone())),
                     HostOutcome::Skipped { .. } => continue,
                 };
                 j.record(
@@ -337,7 +338,7 @@ async fn connect_all(
     loaded: &LoadedInventory,
     opts: &ApplyOptions,
     progress: Arc<dyn ApplyProgress>,
-) -> Result<(Arc<Transport>, Vec<Connected>), ApplyError> {
+) -> Result<(Arc<Transport>, AgentSource, Vec<Connected>), ApplyError> {
     let agent = Arc::new(AgentBinary::locate(opts.facts.agent.as_deref())?);
     let bastion = target::bastion(loaded);
     let hosts = target::hosts(loaded);
@@ -369,7 +370,8 @@ async fn connect_all(
             Err(e) => tracing::error!("a host task panicked: {e}"),
         }
     }
-    Ok((transport, connected))
+    let source = AgentSource { binary: agent, uploads, start_timeout: opts.facts.agent_timeout };
+    Ok((transport, source, connected))
 }
 
 async fn run_phase(
@@ -386,9 +388,9 @@ async fn run_phase(
         let outcome = match (out.get(&host), cluster.nodes.get(&host)) {
             (Some(failed_in), _) => HostOutcome::Skipped { reason: format!("failed in {failed_in}") },
             (None, None) => HostOutcome::Skipped { reason: "not connected".into() },
-            (None, Some(node)) => match (phase.run)(cluster, node).await {
+            (None, Some(node)) => match node.with_recovery(|| (phase.run)(cluster, node)).await {
                 Ok(changes) => HostOutcome::Ok { changes, notes: node.take_notes() },
-                Err(e) => HostOutcome::Failed { error: one_line(&e.0) },
+                Err(e) => HostOutcome::Failed { error: one_line(&e.0), kind: e.kind() },
             },
         };
         progress.host_finished(phase.name, &host, &outcome);
@@ -429,7 +431,7 @@ fn handoff_phase(loaded: &LoadedInventory, dry_run: bool, progress: &dyn ApplyPr
                     .collect(),
                 notes: outcome.notes,
             },
-            Err(e) => HostOutcome::Failed { error: one_line(&e.to_string()) },
+            Err(e) => HostOutcome::Failed { error: one_line(&e.to_string()), kind: ErrorKind::Failed },
         }
     };
     progress.host_finished(HANDOFF, "controller", &outcome);
