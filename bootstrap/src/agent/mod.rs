@@ -257,6 +257,8 @@ impl Wire for russh::Channel<Msg> {
 pub struct Lines {
     buffer: Vec<u8>,
     limit: usize,
+    /// The first `scanned` bytes of `buffer` hold no line break (searched already).
+    scanned: usize,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -264,25 +266,35 @@ pub struct TooLong;
 
 impl Lines {
     pub fn new(limit: usize) -> Self {
-        Lines { buffer: Vec::new(), limit }
+        Lines { buffer: Vec::new(), limit, scanned: 0 }
     }
 
-    /// The next complete line (without its `\n`), if one has arrived.
+    /// The next complete line (without its `\n`), if one has arrived. Each byte is searched
+    /// once, however many pieces a long line arrives in.
     pub fn next_line(&mut self) -> Option<Vec<u8>> {
-        let pos = self.buffer.iter().position(|b| *b == b'\n')?;
-        let mut line: Vec<u8> = self.buffer.drain(..=pos).collect();
+        let Some(pos) = self.buffer[self.scanned..].iter().position(|b| *b == b'\n') else {
+            self.scanned = self.buffer.len();
+            return None;
+        };
+        let mut line: Vec<u8> = self.buffer.drain(..=self.scanned + pos).collect();
         line.pop();
+        self.scanned = 0;
         Some(line)
     }
 
     /// Takes `data` in; refused when the line it continues would pass the limit.
     pub fn push(&mut self, data: &[u8]) -> Result<(), TooLong> {
-        let pending =
-            self.buffer.iter().rposition(|b| *b == b'\n').map_or(self.buffer.len(), |p| self.buffer.len() - p - 1);
+        // The partial line already held: all of the buffer once `next_line` found no break in it.
+        let pending = if self.scanned == self.buffer.len() {
+            self.buffer.len()
+        } else {
+            self.buffer.iter().rposition(|b| *b == b'\n').map_or(self.buffer.len(), |p| self.buffer.len() - p - 1)
+        };
         let continues = data.iter().position(|b| *b == b'\n').unwrap_or(data.len());
         let after = data.iter().rposition(|b| *b == b'\n').map_or(0, |p| data.len() - p - 1);
         if pending + continues > self.limit || after > self.limit {
             self.buffer = Vec::new();
+            self.scanned = 0;
             return Err(TooLong);
         }
         self.buffer.extend_from_slice(data);
@@ -299,6 +311,8 @@ pub struct AgentSession<W: Wire = russh::Channel<Msg>> {
     next_id: u64,
     /// Set once the conversation went wrong: the session is closed and answers nothing more.
     broken: bool,
+    /// The agent's exit status, once sshd has reported it.
+    exit: Option<u32>,
     pub hello: Hello,
 }
 
@@ -329,6 +343,7 @@ impl<W: Wire> AgentSession<W> {
             stderr: Vec::new(),
             next_id: 1,
             broken: false,
+            exit: None,
             hello: Hello { protocol: 0, agent_version: String::new() },
         }
     }
@@ -434,20 +449,16 @@ impl<W: Wire> AgentSession<W> {
                     let excess = self.stderr.len().saturating_sub(STDERR_KEPT);
                     self.stderr.drain(..excess);
                 }
-                Some(Arrived::Exit(status)) => {
-                    let stderr = crate::sanitize::line(String::from_utf8_lossy(&self.stderr).trim());
-                    return Err(AgentError::Exited {
-                        host: self.host.clone(),
-                        message: format!("exited with status {status}: {stderr}"),
-                    });
-                }
+                // sshd may report the exit before the last of the output: read on to the close.
+                Some(Arrived::Exit(status)) => self.exit = Some(status),
                 Some(Arrived::Other) => {}
                 None => {
                     let stderr = crate::sanitize::line(String::from_utf8_lossy(&self.stderr).trim());
-                    return Err(AgentError::Exited {
-                        host: self.host.clone(),
-                        message: format!("closed the connection: {stderr}"),
-                    });
+                    let how = match self.exit {
+                        Some(status) => format!("exited with status {status}"),
+                        None => "closed the connection".to_string(),
+                    };
+                    return Err(AgentError::Exited { host: self.host.clone(), message: format!("{how}: {stderr}") });
                 }
             }
         }

@@ -84,6 +84,8 @@ pub struct NodeSession {
     transport: Transport,
     route: Route,
     live: Slot<Live>,
+    /// As found at the first login (every reopening finds the same, for the same target).
+    privilege: Privilege,
 }
 
 /// Quotes `s` for a POSIX shell.
@@ -208,7 +210,12 @@ impl NodeSession {
         route: Route,
     ) -> Result<NodeSession, TransportError> {
         let live = transport.open_live(&target, route, true).await?;
-        Ok(NodeSession { target, transport, route, live: Slot::new(live) })
+        let privilege = live.privilege.clone();
+        Ok(NodeSession { target, transport, route, live: Slot::new(live), privilege })
+    }
+
+    pub fn privilege(&self) -> &Privilege {
+        &self.privilege
     }
 
     /// The open connection, reopened first if it has dropped (one reopening for all callers).
