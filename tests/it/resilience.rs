@@ -199,6 +199,12 @@ fn bastion_drill(disturb: &str, heal: &str, outage: Duration, bound: Duration) {
     let failed = failures(&first);
     if out.status.success() {
         assert!(out.stderr.contains("bastion reconnected"), "the bastion was {disturb}d, yet:\n{}", out.stderr);
+        // The step in flight on SLOW_HOST when the bastion went was run again.
+        assert!(
+            out.stderr.lines().any(|l| l.contains(SLOW_HOST) && l.contains("running the step again")),
+            "{}",
+            out.stderr
+        );
     } else {
         assert!(!failed.is_empty() || !first["stopped"].is_null(), "a failed run says why:\n{}", out.stderr);
         for (phase, host, kind, error) in &failed {

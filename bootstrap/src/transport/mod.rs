@@ -3,6 +3,10 @@
 //! connection when the inventory has no bastion). Host keys are verified everywhere; handshakes
 //! are bounded; each node has a deadline; transient failures are retried with backoff; one node's
 //! failure never touches another's session.
+//!
+//! Connections come back: a bastion connection that dropped (or stopped answering) is made again
+//! once, however many hosts notice, with backoff within `reconnect_budget`; a node's session
+//! reopens itself on its next use (see `reconnect` and `session`).
 
 pub mod auth;
 pub mod host_keys;
@@ -245,7 +249,8 @@ impl Transport {
             if let (Err(TransportError::Timeout { .. } | TransportError::Connect { .. }), Some(b)) = (&result, &bastion)
             {
                 // No answer through a bastion that looks connected: is it the bastion?
-                if !matches!(tokio::time::timeout(PING, b.handle.send_ping()).await, Ok(Ok(()))) {
+                let answered = matches!(tokio::time::timeout(PING, b.handle.send_ping()).await, Ok(Ok(())));
+                if !answered || b.handle.is_closed() {
                     tracing::warn!(host = %target.name, "the bastion does not answer; replacing its connection");
                     self.shared.bastion.discard(b).await;
                 }

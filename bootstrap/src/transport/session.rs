@@ -235,7 +235,10 @@ impl NodeSession {
     /// slow command from a dead connection.
     pub async fn responsive(&self) -> bool {
         let Some(live) = self.live.peek().await else { return false };
-        !live.handle.is_closed() && matches!(tokio::time::timeout(PING, live.handle.send_ping()).await, Ok(Ok(())))
+        // A ping on a connection that closes meanwhile also returns: ask again after it.
+        !live.handle.is_closed()
+            && matches!(tokio::time::timeout(PING, live.handle.send_ping()).await, Ok(Ok(())))
+            && !live.handle.is_closed()
     }
 
     /// Drops the connection and opens a new one (after a failure that left it in doubt).
