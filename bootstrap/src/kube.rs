@@ -5,6 +5,10 @@
 //!
 //! reqwest cannot run over a stream it did not open, so this is hyper's HTTP/1.1 client over
 //! tokio-rustls directly; each request opens its own tunnel (requests are rare and small).
+//! A request has a deadline, its body a size limit, and every string in the answer is cleaned of
+//! control characters before the controller uses it (see `crate::sanitize`).
+
+use std::time::Duration;
 
 use std::sync::Arc;
 
@@ -27,7 +31,16 @@ pub enum KubeError {
     Http { path: String, message: String },
     #[error("API server {path}: HTTP {status}: {body}")]
     Status { path: String, status: u16, body: String },
+    #[error("API server {path}: the answer is larger than {} MiB; refused", limit / (1024 * 1024))]
+    TooLarge { path: String, limit: usize },
+    #[error("API server {path}: no answer within {seconds} s")]
+    Timeout { path: String, seconds: u64 },
 }
+
+/// The largest answer read from the API server (a node list of a few hundred nodes is well under).
+pub const BODY_LIMIT: usize = 32 * 1024 * 1024;
+/// How long one request may take, tunnel included.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(30);
 
 /// What the controller needs to talk to the API server: the cluster CA and a client certificate.
 pub struct KubeClient {
@@ -58,8 +71,15 @@ impl KubeClient {
         Ok(KubeClient { tls: TlsConnector::from(Arc::new(config)), host: host.to_string(), port })
     }
 
-    /// GET `path` through a tunnel on `via`; the body as JSON.
+    /// GET `path` through a tunnel on `via`; the body as JSON, its strings cleaned.
     pub async fn get_json(&self, via: &NodeSession, path: &str) -> Result<serde_json::Value, KubeError> {
+        match tokio::time::timeout(REQUEST_DEADLINE, self.get_json_now(via, path)).await {
+            Ok(r) => r,
+            Err(_) => Err(KubeError::Timeout { path: path.to_string(), seconds: REQUEST_DEADLINE.as_secs() }),
+        }
+    }
+
+    async fn get_json_now(&self, via: &NodeSession, path: &str) -> Result<serde_json::Value, KubeError> {
         let http = |message: String| KubeError::Http { path: path.to_string(), message };
         let stream = via.forward(&self.host, self.port).await.map_err(|e| KubeError::Tunnel {
             host: via.target.name.clone(),
@@ -79,13 +99,23 @@ impl KubeClient {
             .map_err(|e| http(e.to_string()))?;
         let response = sender.send_request(request).await.map_err(|e| http(e.to_string()))?;
         let status = response.status().as_u16();
-        let body = response.into_body().collect().await.map_err(|e| http(e.to_string()))?.to_bytes();
+        let limited = http_body_util::Limited::new(response.into_body(), BODY_LIMIT);
+        let body = limited.collect().await;
         driver.abort();
+        let body = match body {
+            Ok(b) => b.to_bytes(),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                return Err(KubeError::TooLarge { path: path.to_string(), limit: BODY_LIMIT });
+            }
+            Err(e) => return Err(http(e.to_string())),
+        };
         if status != 200 {
-            let body = String::from_utf8_lossy(&body).chars().take(300).collect();
+            let body = crate::sanitize::line(&String::from_utf8_lossy(&body).chars().take(300).collect::<String>());
             return Err(KubeError::Status { path: path.to_string(), status, body });
         }
-        serde_json::from_slice(&body).map_err(|e| http(format!("not JSON: {e}")))
+        let mut value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| http(format!("not JSON: {e}")))?;
+        crate::sanitize::json(&mut value);
+        Ok(value)
     }
 }
 

@@ -13,6 +13,7 @@ pub mod ops;
 pub mod phases;
 pub mod pki;
 pub mod playbooks;
+pub mod sanitize;
 pub mod secrets;
 pub mod state;
 pub mod storage;

@@ -158,9 +158,9 @@ impl ApplyProgress for Lines {
         if phase == "connect" {
             let mut c = self.connected.lock().unwrap_or_else(|p| p.into_inner());
             c.0 += 1;
-            if let HostOutcome::Failed { error } = outcome {
+            if let HostOutcome::Failed { error, kind } = outcome {
                 c.1 += 1;
-                eprintln!("    {host:<12} FAILED  {error}");
+                eprintln!("    {host:<12} FAILED  ({kind}) {error}");
             }
             return;
         }
@@ -188,7 +188,7 @@ impl ApplyProgress for Lines {
                     eprintln!("    {at} NOTE    {note}");
                 }
             }
-            HostOutcome::Failed { error } => eprintln!("    {at} FAILED  {error}"),
+            HostOutcome::Failed { error, kind } => eprintln!("    {at} FAILED  ({kind}) {error}"),
             HostOutcome::Skipped { reason } => eprintln!("    {at} skipped ({reason})"),
         }
     }

@@ -19,7 +19,7 @@ use super::interrupt::Stop;
 use super::lease::{ClusterLease, LeaseError};
 use crate::agent::{AgentBinary, AgentError};
 use crate::inventory::LoadedInventory;
-use crate::phases::{self, Change, Cluster, Node};
+use crate::phases::{self, AgentSource, Change, Cluster, ErrorKind, Node};
 use crate::state::{ClusterLock, Journal, LockError, LockHolder, StateDir, journal};
 use crate::transport::{Transport, TransportError, target};
 
@@ -47,11 +47,11 @@ pub enum HostOutcome {
     },
     Failed {
         error: String,
+        /// transport, timeout, failed or refused (see `phases::ErrorKind`).
+        kind: ErrorKind,
     },
     /// Not run on this host, and why (it failed earlier, or is not connected).
-    Skipped {
-        reason: String,
-    },
+    Skipped { reason: String },
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -194,7 +194,7 @@ pub async fn apply(
     // connect + facts
     progress.phase_started("connect", "log in through the bastion, start the agent, gather facts", inv.hosts.len());
     let phase_start = Instant::now();
-    let (transport, connected) = connect_all(loaded, opts, progress.clone()).await?;
+    let (transport, source, connected) = connect_all(loaded, opts, progress.clone()).await?;
     let mut connect = PhaseReport { name: "connect".into(), hosts: vec![], took_ms: 0 };
     let mut nodes = BTreeMap::new();
     let mut fact_reports = Vec::new();
@@ -212,7 +212,8 @@ pub async fn apply(
                         elapsed_ms: took,
                     })),
                 });
-                nodes.insert(t.name.clone(), Arc::new(Node::new(t.clone(), facts, session, running, opts.dry_run)));
+                let node = Node::new(t.clone(), facts, session, running, source.clone(), opts.dry_run);
+                nodes.insert(t.name.clone(), Arc::new(node));
                 HostOutcome::Ok { changes: vec![], notes: vec![] }
             }
             Err(e) => {
@@ -223,7 +224,7 @@ pub async fn apply(
                     roles: t.roles.iter().map(|r| r.as_str().to_string()).collect(),
                     result: HostResult::Failed { error: error.clone() },
                 });
-                HostOutcome::Failed { error }
+                HostOutcome::Failed { error, kind: ErrorKind::of_agent(&e) }
             }
         };
         progress.host_finished("connect", &t.name, &outcome);
@@ -368,7 +369,7 @@ async fn connect_all(
     loaded: &LoadedInventory,
     opts: &ApplyOptions,
     progress: Arc<dyn ApplyProgress>,
-) -> Result<(Arc<Transport>, Vec<Connected>), ApplyError> {
+) -> Result<(Arc<Transport>, AgentSource, Vec<Connected>), ApplyError> {
     let agent = Arc::new(AgentBinary::locate(opts.facts.agent.as_deref())?);
     let bastion = target::bastion(loaded);
     let hosts = target::hosts(loaded);
@@ -400,7 +401,8 @@ async fn connect_all(
             Err(e) => tracing::error!("a host task panicked: {e}"),
         }
     }
-    Ok((transport, connected))
+    let source = AgentSource { binary: agent, uploads, start_timeout: opts.facts.agent_timeout };
+    Ok((transport, source, connected))
 }
 
 /// The last phase: the deployer's files, written on the controller (`groundwork handoff`).
@@ -427,7 +429,7 @@ fn handoff_phase(loaded: &LoadedInventory, dry_run: bool, progress: &dyn ApplyPr
                     .collect(),
                 notes: outcome.notes,
             },
-            Err(e) => HostOutcome::Failed { error: one_line(&e.to_string()) },
+            Err(e) => HostOutcome::Failed { error: one_line(&e.to_string()), kind: ErrorKind::Failed },
         }
     };
     progress.host_finished(HANDOFF, "controller", &outcome);

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use groundwork_protocol::{Action, Facts, Outcome};
 use serde::Serialize;
 
-use crate::agent::{self, AgentBinary, AgentError, AgentSession, Started};
+use crate::agent::{self, AgentBinary, AgentError, AgentSession};
 use crate::inventory::LoadedInventory;
 use crate::transport::{NodeSession, Target, Transport, TransportError, TransportOptions, target};
 
@@ -94,6 +94,7 @@ pub fn transport_options(loaded: &LoadedInventory, accept_new: bool) -> Transpor
         connect_timeout: Duration::from_secs(20),
         max_handshakes: 32,
         attempts: 3,
+        reconnect_budget: Duration::from_secs(90),
         base_dir: loaded.base_dir.clone(),
     }
 }
@@ -191,13 +192,7 @@ pub async fn connect_agent(
     progress.stage(&t.name, Stage::Connecting);
     let session = if is_bastion { transport.open_bastion(t).await? } else { transport.open(t).await? };
     progress.stage(&t.name, Stage::Uploading);
-    let (running, uploaded) = match agent::start(&session, agent, opts.agent_timeout).await? {
-        Started::Running(running) => (running, false),
-        Started::Missing { arch } => {
-            agent::upload(&session, agent, &arch, uploads).await?;
-            (AgentSession::start_known(&session, opts.agent_timeout).await?, true)
-        }
-    };
+    let (running, uploaded) = agent::launch(&session, agent, uploads, opts.agent_timeout).await?;
     Ok((session, running, uploaded))
 }
 

@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use super::apply::{ApplyProgress, HostOutcome, HostPhase, PhaseReport, one_line};
 use super::interrupt::Stop;
-use crate::phases::{Cluster, Phase, Scope};
+use crate::phases::{Cluster, ErrorKind, Phase, Scope};
 use crate::state::{Journal, JournalEntry, PhaseStatus, journal};
 
 pub(super) struct Run<'a> {
@@ -168,9 +168,9 @@ impl Ctx<'_> {
                 None => {
                     self.begin(i, host);
                     let node = &self.run.cluster.nodes[host];
-                    match (phase.run)(self.run.cluster, node).await {
+                    match node.with_recovery(|| (phase.run)(self.run.cluster, node)).await {
                         Ok(changes) => HostOutcome::Ok { changes, notes: node.take_notes() },
-                        Err(e) => HostOutcome::Failed { error: one_line(&e.0) },
+                        Err(e) => HostOutcome::Failed { error: one_line(&e.0), kind: e.kind() },
                     }
                 }
             };
@@ -236,7 +236,7 @@ impl Ctx<'_> {
         let Some(j) = self.run.journal else { return Ok(()) };
         let (status, changes, error) = match &r.outcome {
             HostOutcome::Ok { changes, .. } => (PhaseStatus::Done, changes.len(), None),
-            HostOutcome::Failed { error } => (PhaseStatus::Failed, 0, Some(error.clone())),
+            HostOutcome::Failed { error, .. } => (PhaseStatus::Failed, 0, Some(error.clone())),
             HostOutcome::Skipped { .. } => return Ok(()),
         };
         let entry = JournalEntry { status, at: journal::now_secs(), took_ms: r.took_ms, changes, error };
@@ -253,7 +253,8 @@ impl Ctx<'_> {
                  next apply verifies it and finishes it)",
                 self.run.stop.grace.as_secs()
             );
-            self.finish(i, HostPhase { host, outcome: HostOutcome::Failed { error }, took_ms: 0, done_before: false });
+            let outcome = HostOutcome::Failed { error, kind: ErrorKind::Timeout };
+            self.finish(i, HostPhase { host, outcome, took_ms: 0, done_before: false });
         }
     }
 }

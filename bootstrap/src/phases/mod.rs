@@ -33,7 +33,7 @@ use crate::inventory::{EndpointMode, EtcdMode, Inventory, Role};
 use crate::state::StateDir;
 
 pub use database::backup_unit;
-pub use node::{Change, Node, StepError, tail};
+pub use node::{AgentSource, Change, ErrorKind, Node, StepError, tail};
 
 /// Which hosts a phase runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,38 +1,101 @@
 //! One connected node as the phases see it: its facts, its agent (for idempotent tasks) and its
 //! SSH session (for the few steps that are commands, such as `kubeadm init`).
 
+use std::future::Future;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use groundwork_protocol::{Action, Ensure, EnsureAll, Facts, Outcome, Report, Task};
 
-use crate::agent::{AgentError, AgentSession};
+use crate::agent::{self, AgentBinary, AgentError, AgentSession};
 use crate::transport::{NodeSession, Target, TransportError};
 
-/// A step that failed on a node; one line that an operator can act on.
+/// Why a step failed, so that the runner knows what to do about it and the report can say it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ErrorKind {
+    /// The connection was lost (and, if the host is reported, could not be reopened).
+    Transport,
+    /// A command or agent call ran out of its deadline on a connection that still answers.
+    Timeout,
+    /// The step ran and failed.
+    Failed,
+    /// The host refused (host key, login, sudo), or broke the protocol or a bound on its input.
+    Refused,
+}
+
+impl ErrorKind {
+    fn of_transport(e: &TransportError) -> ErrorKind {
+        if e.is_refusal() {
+            ErrorKind::Refused
+        } else if e.is_deadline() {
+            ErrorKind::Timeout
+        } else if e.is_local() {
+            ErrorKind::Failed
+        } else {
+            ErrorKind::Transport
+        }
+    }
+
+    pub fn of_agent(e: &AgentError) -> ErrorKind {
+        match e {
+            AgentError::Transport(t) => ErrorKind::of_transport(t),
+            AgentError::Timeout { .. } => ErrorKind::Timeout,
+            AgentError::Exited { .. } | AgentError::Discarded { .. } => ErrorKind::Transport,
+            AgentError::Protocol { .. }
+            | AgentError::LineTooLong { .. }
+            | AgentError::Version { .. }
+            | AgentError::Architecture { .. } => ErrorKind::Refused,
+            AgentError::NotFound { .. }
+            | AgentError::NotStatic { .. }
+            | AgentError::Read { .. }
+            | AgentError::Upload { .. }
+            | AgentError::Action { .. } => ErrorKind::Failed,
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ErrorKind::Transport => "connection lost",
+            ErrorKind::Timeout => "timed out",
+            ErrorKind::Failed => "step failed",
+            ErrorKind::Refused => "refused",
+        })
+    }
+}
+
+/// A step that failed on a node: one line that an operator can act on (`.0`), and its kind (`.1`).
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{0}")]
-pub struct StepError(pub String);
+pub struct StepError(pub String, pub ErrorKind);
 
 impl StepError {
+    /// A step that ran and failed.
     pub fn new(message: impl Into<String>) -> Self {
-        StepError(message.into())
+        StepError(message.into(), ErrorKind::Failed)
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        self.1
     }
 }
 
 impl From<AgentError> for StepError {
     fn from(e: AgentError) -> Self {
-        StepError(e.to_string())
+        StepError(e.to_string(), ErrorKind::of_agent(&e))
     }
 }
 impl From<TransportError> for StepError {
     fn from(e: TransportError) -> Self {
-        StepError(e.to_string())
+        StepError(e.to_string(), ErrorKind::of_transport(&e))
     }
 }
 impl From<crate::playbooks::TemplateError> for StepError {
     fn from(e: crate::playbooks::TemplateError) -> Self {
-        StepError(e.to_string())
+        StepError::new(e.to_string())
     }
 }
 
@@ -50,11 +113,23 @@ impl Change {
     }
 }
 
+/// What a node needs to start its agent again after its session was lost or closed.
+#[derive(Clone)]
+pub struct AgentSource {
+    pub binary: Arc<AgentBinary>,
+    /// Bounds the uploads in flight (see `agent::upload`).
+    pub uploads: Arc<tokio::sync::Semaphore>,
+    /// How long the agent may take to greet.
+    pub start_timeout: Duration,
+}
+
 pub struct Node {
     pub target: Target,
     pub facts: Facts,
     pub session: NodeSession,
-    agent: tokio::sync::Mutex<AgentSession>,
+    /// None, or closed after a failure: started again by the next call.
+    agent: tokio::sync::Mutex<Option<AgentSession>>,
+    source: AgentSource,
     dry_run: bool,
     timeout: Duration,
     notes: std::sync::Mutex<Vec<String>>,
@@ -62,14 +137,28 @@ pub struct Node {
 
 /// Packages and image imports can take minutes; everything else is quick.
 const SLOW_TASK: Duration = Duration::from_secs(900);
+/// Shell steps known to take minutes (by the name the phase gives them); the others get the
+/// session's default deadline.
+const SLOW_STEPS: &[&str] = &["kubeadm init", "kubeadm join"];
+const SLOW_STEP: Duration = Duration::from_secs(900);
+/// How many times a step is run again after its connection was lost and reopened.
+const STEP_RETRIES: u32 = 2;
 
 impl Node {
-    pub fn new(target: Target, facts: Facts, session: NodeSession, agent: AgentSession, dry_run: bool) -> Node {
+    pub fn new(
+        target: Target,
+        facts: Facts,
+        session: NodeSession,
+        agent: AgentSession,
+        source: AgentSource,
+        dry_run: bool,
+    ) -> Node {
         Node {
             target,
             facts,
             session,
-            agent: tokio::sync::Mutex::new(agent),
+            agent: tokio::sync::Mutex::new(Some(agent)),
+            source,
             dry_run,
             timeout: Duration::from_secs(120),
             notes: Default::default(),
@@ -98,16 +187,75 @@ impl Node {
         std::mem::take(&mut *self.notes.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
+    /// Runs `step` (idempotent, like every phase) and, when it failed because the connection was
+    /// lost, reopens the session and the agent and runs it again, at most [`STEP_RETRIES`]
+    /// times. A deadline on a connection that still answers is not retried: the step is slow,
+    /// and running it twice would not help.
+    pub async fn with_recovery<T, F, Fut>(&self, mut step: F) -> Result<T, StepError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, StepError>>,
+    {
+        let mut retries = 0;
+        loop {
+            let error = match step().await {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            let lost = match error.kind() {
+                ErrorKind::Transport => true,
+                ErrorKind::Timeout => !self.session.responsive().await,
+                ErrorKind::Failed | ErrorKind::Refused => false,
+            };
+            if !lost || retries == STEP_RETRIES {
+                return Err(error);
+            }
+            retries += 1;
+            tracing::warn!(host = %self.name(), error = %error, retries, "connection lost; reopening and running the step again");
+            if let Err(why) = self.recover().await {
+                return Err(StepError(format!("{error}; reconnecting failed: {why}"), ErrorKind::Transport));
+            }
+        }
+    }
+
+    /// A fresh session (unless the current one answers) and a fresh agent.
+    async fn recover(&self) -> Result<(), StepError> {
+        if !self.session.responsive().await {
+            self.session.reopen().await?;
+        }
+        let mut slot = self.agent.lock().await;
+        if let Some(old) = slot.take() {
+            old.finish().await;
+        }
+        *slot = Some(self.start_agent().await?);
+        Ok(())
+    }
+
+    async fn start_agent(&self) -> Result<AgentSession, AgentError> {
+        let s = &self.source;
+        let (running, uploaded) = agent::launch(&self.session, &s.binary, &s.uploads, s.start_timeout).await?;
+        tracing::debug!(host = %self.name(), uploaded, "agent restarted");
+        Ok(running)
+    }
+
     /// Asks the agent to make `task` so (or, in a dry run, whether it would change anything).
+    /// An agent closed by an earlier failure is started again first.
     pub async fn ensure(&self, task: Task) -> Result<Report, StepError> {
         let timeout = match task {
             Task::Packages { .. } | Task::ImportImages { .. } => SLOW_TASK,
             _ => self.timeout,
         };
-        let mut agent = self.agent.lock().await;
+        let mut slot = self.agent.lock().await;
+        let agent = match slot.take() {
+            Some(a) if a.usable() => slot.insert(a),
+            _ => slot.insert(self.start_agent().await?),
+        };
         match agent.call(Action::Ensure(Ensure { dry_run: self.dry_run, task }), timeout).await? {
             Outcome::Ensured(report) => Ok(report),
-            _ => Err(StepError::new(format!("{}: the agent answered a task with something else", self.name()))),
+            _ => Err(StepError(
+                format!("{}: the agent answered a task with something else", self.name()),
+                ErrorKind::Refused,
+            )),
         }
     }
 
@@ -135,7 +283,11 @@ impl Node {
         } else {
             self.timeout
         };
-        let mut agent = self.agent.lock().await;
+        let mut slot = self.agent.lock().await;
+        let agent = match slot.take() {
+            Some(a) if a.usable() => slot.insert(a),
+            _ => slot.insert(self.start_agent().await?),
+        };
         match agent.call(Action::EnsureAll(EnsureAll { dry_run: self.dry_run, tasks }), timeout).await? {
             Outcome::EnsuredAll { reports, error: None } => Ok(reports),
             Outcome::EnsuredAll { error: Some(message), .. } => {
@@ -160,7 +312,12 @@ impl Node {
     /// Runs a shell command with root rights; a non-zero exit is an error carrying the tail of
     /// its output. `what` names the step for the operator ("kubeadm init").
     pub async fn sh(&self, what: &str, command: &str) -> Result<String, StepError> {
-        let out = self.session.exec_privileged(command, None).await?;
+        let deadline = if SLOW_STEPS.iter().any(|s| what.starts_with(s)) {
+            SLOW_STEP
+        } else {
+            crate::transport::session::DEFAULT_DEADLINE
+        };
+        let out = self.session.exec_privileged_within(command, None, deadline).await?;
         if out.success() {
             return Ok(out.stdout_text());
         }
