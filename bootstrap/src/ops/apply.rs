@@ -259,7 +259,8 @@ pub async fn apply(
         .collect();
 
     for phase in phases::all() {
-        if !selected(opts, phase.name) {
+        // The identity check runs whatever --only/--skip-phases say: nothing writes before it.
+        if !selected(opts, phase.name) && phase.name != phases::identity::NAME {
             continue;
         }
         let hosts = cluster.hosts_for(phase.scope);
