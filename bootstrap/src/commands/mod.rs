@@ -9,6 +9,7 @@ pub mod facts;
 pub mod handoff;
 pub mod progress;
 pub mod schema;
+pub mod state;
 pub mod table;
 pub mod validate;
 

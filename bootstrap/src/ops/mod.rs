@@ -7,4 +7,5 @@ pub mod db;
 pub mod facts;
 pub mod handoff;
 pub mod schema;
+pub mod state;
 pub mod validate;

@@ -66,35 +66,47 @@ fn state_fingerprints(cluster: &Cluster) -> Result<Option<Fingerprints>, StepErr
     fingerprint::of_dir(&dir).map(Some).map_err(|e| StepError::new(e.to_string()))
 }
 
-/// The shell command that prints `PATH BASE64` for each identity file a master holds.
-fn read_command() -> String {
-    let files = IDENTITY_FILES.join(" ");
+/// The shell command that prints `NAME BASE64` for each of `names` (relative to `dir`) that exists.
+fn read_command(dir: &str, names: &[&str]) -> String {
+    let files = names.iter().map(|n| crate::transport::shell_quote(n)).collect::<Vec<_>>().join(" ");
     format!(
-        "cd /etc/kubernetes/pki 2>/dev/null || exit 0; for f in {files}; do \
-         if [ -f \"$f\" ]; then printf '%s ' \"$f\"; head -c {MAX_FILE} \"$f\" | base64 -w0; echo; fi; done"
+        "cd {} 2>/dev/null || exit 0; for f in {files}; do \
+         if [ -f \"$f\" ]; then printf '%s ' \"$f\"; head -c {MAX_FILE} \"$f\" | base64 -w0; echo; fi; done",
+        crate::transport::shell_quote(dir)
     )
 }
 
-/// One master's identity fingerprints (empty: it holds no PKI). One command, read-only.
-pub async fn read_fingerprints(session: &NodeSession) -> Result<Fingerprints, StepError> {
-    let out = session.exec_privileged(&read_command(), None).await?;
+/// The files of `names` (relative to `dir`) a host holds, by name: one command, read-only. The
+/// content may be key material: callers never print it.
+pub async fn read_files(
+    session: &NodeSession,
+    dir: &str,
+    names: &[&str],
+) -> Result<BTreeMap<String, Vec<u8>>, StepError> {
+    let out = session.exec_privileged(&read_command(dir, names), None).await?;
     if !out.success() {
         return Err(StepError::new(super::node::tail(&out.stderr_text(), 3)));
     }
-    parse_listing(&out.stdout_text())
+    parse_listing(&out.stdout_text(), names)
 }
 
-fn parse_listing(text: &str) -> Result<Fingerprints, StepError> {
-    let mut found = Fingerprints::new();
+/// One master's identity fingerprints (empty: it holds no PKI).
+pub async fn read_fingerprints(session: &NodeSession) -> Result<Fingerprints, StepError> {
+    let files = read_files(session, crate::phases::pki::REMOTE_DIR, &IDENTITY_FILES).await?;
+    Ok(files.iter().map(|(name, bytes)| (name.clone(), fingerprint::fingerprint(name, bytes))).collect())
+}
+
+fn parse_listing(text: &str, names: &[&str]) -> Result<BTreeMap<String, Vec<u8>>, StepError> {
+    let mut found = BTreeMap::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let (path, b64) = line.split_once(' ').unwrap_or((line, ""));
-        if !IDENTITY_FILES.contains(&path) {
-            return Err(StepError::new("unexpected answer while reading /etc/kubernetes/pki"));
+        let (name, b64) = line.split_once(' ').unwrap_or((line, ""));
+        if !names.contains(&name) {
+            return Err(StepError::new("unexpected answer while reading files"));
         }
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(b64.trim())
-            .map_err(|_| StepError::new(format!("/etc/kubernetes/pki/{path}: unreadable answer")))?;
-        found.insert(path.to_string(), fingerprint::fingerprint(path, &bytes));
+            .map_err(|_| StepError::new(format!("{name}: unreadable answer")))?;
+        found.insert(name.to_string(), bytes);
     }
     Ok(found)
 }
@@ -157,17 +169,18 @@ mod tests {
     fn a_listing_gives_fingerprints_and_garbage_is_refused() {
         let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
         let text = format!("ca.crt {}\nsa.pub {}\n", b64("not pem"), b64("x"));
-        let fps = parse_listing(&text).unwrap();
-        assert_eq!(fps.len(), 2);
-        assert!(fps["ca.crt"].starts_with("sha256-raw:"));
-        assert!(parse_listing("").unwrap().is_empty());
-        assert!(parse_listing("../../etc/shadow AAAA").is_err());
-        assert!(parse_listing("ca.crt !!!").is_err());
+        let files = parse_listing(&text, &IDENTITY_FILES).unwrap();
+        assert_eq!(files.len(), 2);
+        assert_eq!(files["ca.crt"], b"not pem");
+        assert!(fingerprint::fingerprint("ca.crt", &files["ca.crt"]).starts_with("sha256-raw:"));
+        assert!(parse_listing("", &IDENTITY_FILES).unwrap().is_empty());
+        assert!(parse_listing("../../etc/shadow AAAA", &IDENTITY_FILES).is_err());
+        assert!(parse_listing("ca.crt !!!", &IDENTITY_FILES).is_err());
     }
 
     #[test]
     fn the_command_reads_only_public_files() {
-        let cmd = read_command();
+        let cmd = read_command(crate::phases::pki::REMOTE_DIR, &IDENTITY_FILES);
         assert!(!cmd.contains(".key"), "{cmd}");
         for f in IDENTITY_FILES {
             assert!(cmd.contains(f));

@@ -17,7 +17,7 @@ pub mod identity;
 mod kubeadm;
 mod node;
 mod packages;
-mod pki;
+pub(crate) mod pki;
 mod prepare_os;
 mod ready;
 mod runtime;

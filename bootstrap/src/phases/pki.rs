@@ -25,7 +25,7 @@ pub async fn cluster_pki(cluster: &Cluster) -> Result<Arc<ClusterPki>, StepError
     if cluster.dry_run && !dir.join("ca.crt").exists() {
         return Err(StepError::new("would generate the cluster PKI (none yet)"));
     }
-    let spec = spec(cluster)?;
+    let spec = spec(&cluster.inventory)?;
     let (pki, created) = ClusterPki::load_or_create(&dir, &spec).map_err(|e| StepError::new(e.to_string()))?;
     for c in &created {
         tracing::info!("pki: created {c}");
@@ -38,9 +38,10 @@ pub async fn cluster_pki(cluster: &Cluster) -> Result<Arc<ClusterPki>, StepError
     Ok(pki)
 }
 
-fn spec(cluster: &Cluster) -> Result<PkiSpec, StepError> {
+/// What the PKI must hold for this inventory: an etcd member per master.
+pub fn spec(inventory: &crate::inventory::Inventory) -> Result<PkiSpec, StepError> {
     let mut members = Vec::new();
-    for m in cluster.masters() {
+    for m in inventory.hosts.iter().filter(|h| h.roles.contains(&crate::inventory::Role::Master)) {
         let ip = m.address.parse().map_err(|_| {
             StepError::new(format!("{}: etcd certificates need an IP address, not `{}`", m.name, m.address))
         })?;

@@ -325,7 +325,11 @@ fn read_archive(from: &Path, cluster: &str, key: &RestoreKey) -> Result<Vec<(Pat
         return Err(not(&format!("format {} is not one this groundwork reads ({FORMAT})", manifest.format)));
     }
     if manifest.cluster != cluster {
-        return Err(ArchiveError::OtherCluster { path: from.to_path_buf(), found: manifest.cluster, want: cluster.into() });
+        return Err(ArchiveError::OtherCluster {
+            path: from.to_path_buf(),
+            found: manifest.cluster,
+            want: cluster.into(),
+        });
     }
     if !files.iter().any(|(p, _)| p.starts_with("pki")) {
         return Err(not("it holds no PKI"));
@@ -345,12 +349,8 @@ fn write_tree(staging: &Path, entries: &[(PathBuf, Vec<u8>)]) -> Result<(), Arch
                 std::fs::DirBuilder::new().mode(0o700).create(&dir).map_err(io(&dir))?;
             }
         }
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(io(&path))?;
+        let mut f =
+            std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).map_err(io(&path))?;
         f.write_all(content).map_err(io(&path))?;
         f.sync_all().map_err(io(&path))?;
     }
@@ -363,7 +363,8 @@ fn swap_in(root: &Path, staging: &Path, force: bool) -> Result<Option<PathBuf>, 
     let mut kept: Option<PathBuf> = None;
     let name = root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let aside = root.with_file_name(format!(".{name}.replaced-{}", super::journal::now_secs()));
-    let mut entries: Vec<_> = std::fs::read_dir(staging).map_err(io(staging))?.collect::<Result<_, _>>().map_err(io(staging))?;
+    let mut entries: Vec<_> =
+        std::fs::read_dir(staging).map_err(io(staging))?.collect::<Result<_, _>>().map_err(io(staging))?;
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
         let target = root.join(entry.file_name());
@@ -435,7 +436,13 @@ mod tests {
         assert!(matches!(wrong, ArchiveError::WrongPassphrase(_)), "{wrong}");
         assert!(wrong.to_string().contains("passphrase is wrong"));
         assert!(!target.pki_dir().exists(), "nothing written on a wrong passphrase");
-        let other = restore(&StateDir::for_cluster(dst.path(), "c2"), "c2", &out, &RestoreKey::Passphrase(pass("correct horse")), false);
+        let other = restore(
+            &StateDir::for_cluster(dst.path(), "c2"),
+            "c2",
+            &out,
+            &RestoreKey::Passphrase(pass("correct horse")),
+            false,
+        );
         assert!(matches!(other, Err(ArchiveError::OtherCluster { .. })));
 
         restore(&target, "c1", &out, &RestoreKey::Passphrase(pass("correct horse")), false).unwrap();
@@ -445,7 +452,13 @@ mod tests {
         assert_eq!(mode(&target.pki_dir().join("etcd/ca.crt")), 0o600);
         assert_eq!(mode(&target.pki_dir().join("etcd")), 0o700);
         assert_eq!(mode(target.root()), 0o700);
-        assert!(std::fs::read_dir(target.root()).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().starts_with(".restore")));
+        assert!(
+            std::fs::read_dir(target.root()).unwrap().all(|e| !e
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".restore"))
+        );
 
         // An existing state is kept unless told, and then moved aside.
         let again = restore(&target, "c1", &out, &RestoreKey::Passphrase(pass("correct horse")), false).unwrap_err();
