@@ -296,6 +296,11 @@ pub async fn apply(
             PhaseReport { name: phase.name.into(), hosts: results, took_ms: phase_start.elapsed().as_millis() as u64 };
         progress.phase_finished(&phase_report);
         report.phases.push(phase_report);
+        if phase.name == phases::identity::NAME && !failed_here.is_empty() {
+            report.stopped =
+                Some("this state directory does not match the cluster (see above): nothing was changed".into());
+            break;
+        }
         if phase.critical && !failed_here.is_empty() {
             report.stopped = Some(format!(
                 "phase {} failed on {}: the phases after it need it on every host; fix it and run apply again (it resumes)",

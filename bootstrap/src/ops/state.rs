@@ -454,7 +454,9 @@ pub fn restore(
 mod tests {
     use super::*;
 
-    fn held(list: &[(&str, &[(&str, &[u8])])]) -> BTreeMap<String, BTreeMap<String, Vec<u8>>> {
+    type Listing<'a> = &'a [(&'a str, &'a [(&'a str, &'a [u8])])];
+
+    fn held(list: Listing<'_>) -> BTreeMap<String, BTreeMap<String, Vec<u8>>> {
         list.iter()
             .map(|(m, files)| (m.to_string(), files.iter().map(|(f, c)| (f.to_string(), c.to_vec())).collect()))
             .collect()

@@ -14,7 +14,7 @@ use futures::future::BoxFuture;
 
 use super::{Change, Cluster, Node, StepError};
 use crate::pki::fingerprint::{self, IDENTITY_FILES};
-use crate::state::identity::{Agreement, Fingerprints, Identity, compare};
+use crate::state::identity::{Agreement, Fingerprints, Identity, Mismatch, compare};
 use crate::transport::NodeSession;
 
 pub const NAME: &str = "identity";
@@ -29,13 +29,54 @@ pub struct Checked {
     pub masters: BTreeMap<String, Fingerprints>,
 }
 
-/// The check's result for this run (cached): an error is the refusal.
-pub async fn ensure(cluster: &Cluster) -> Result<Arc<Checked>, StepError> {
-    let cell = cluster.shared.lock().await.identity.clone();
-    cell.get_or_init(|| check(cluster)).await.clone()
+/// Why the run must stop, with what was found.
+#[derive(Debug)]
+pub struct Refusal {
+    mismatch: Mismatch,
+    state: Option<Fingerprints>,
+    masters: BTreeMap<String, Fingerprints>,
+    state_dir: std::path::PathBuf,
 }
 
-async fn check(cluster: &Cluster) -> Result<Arc<Checked>, StepError> {
+impl Refusal {
+    /// The refusal as one master's report line (its own findings), or for the whole cluster.
+    pub fn explain(&self, only: Option<&str>) -> String {
+        self.mismatch.explain(
+            &self.state_dir,
+            std::path::Path::new("INVENTORY"),
+            self.state.as_ref(),
+            &self.masters,
+            only,
+            fingerprint::short,
+        )
+    }
+}
+
+pub type CheckResult = Result<Arc<Checked>, Arc<Refusal>>;
+
+/// The check's result for this run (cached): an error is the refusal.
+pub async fn ensure(cluster: &Cluster) -> Result<Arc<Checked>, StepError> {
+    checked(cluster).await.map_err(|r| StepError::new(r.explain(None)))
+}
+
+async fn checked(cluster: &Cluster) -> CheckResult {
+    let cell = cluster.shared.lock().await.identity.clone();
+    cell.get_or_init(|| async {
+        check(cluster).await.map_err(|e| {
+            // Reading failed: no comparison, so no refusal text of its own.
+            Arc::new(Refusal {
+                mismatch: Mismatch::Unreadable(e.0),
+                state: None,
+                masters: BTreeMap::new(),
+                state_dir: cluster.state.root().to_path_buf(),
+            })
+        })?
+    })
+    .await
+    .clone()
+}
+
+async fn check(cluster: &Cluster) -> Result<CheckResult, StepError> {
     let masters: Vec<_> = cluster.masters().into_iter().filter_map(|m| cluster.nodes.get(&m.name)).collect();
     let read = futures::future::join_all(masters.iter().map(|n| read_fingerprints(&n.session))).await;
     let mut found = BTreeMap::new();
@@ -45,16 +86,12 @@ async fn check(cluster: &Cluster) -> Result<Arc<Checked>, StepError> {
         found.insert(node.name().to_string(), fps);
     }
     let state = state_fingerprints(cluster)?;
-    match compare(state.as_ref(), &found) {
+    Ok(match compare(state.as_ref(), &found) {
         Ok(agreement) => Ok(Arc::new(Checked { agreement, masters: found })),
-        Err(mismatch) => Err(StepError::new(mismatch.explain(
-            cluster.state.root(),
-            std::path::Path::new("INVENTORY"),
-            state.as_ref(),
-            &found,
-            fingerprint::short,
-        ))),
-    }
+        Err(mismatch) => {
+            Err(Arc::new(Refusal { mismatch, state, masters: found, state_dir: cluster.state.root().to_path_buf() }))
+        }
+    })
 }
 
 /// The state's fingerprints, or None when it holds no PKI (no cluster CA certificate).
@@ -126,7 +163,7 @@ pub fn record(cluster: &Cluster, uid: Option<String>) -> Result<(), StepError> {
 
 pub fn run<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Vec<Change>, StepError>> {
     async move {
-        let checked = ensure(cluster).await?;
+        let checked = checked(cluster).await.map_err(|r| StepError::new(r.explain(Some(node.name()))))?;
         let first = cluster.first_master().map(|m| m.name.as_str()) == Some(node.name());
         if cluster.dry_run || !first || !matches!(checked.agreement, Agreement::Same { .. }) {
             return Ok(vec![]);

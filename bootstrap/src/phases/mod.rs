@@ -247,7 +247,7 @@ pub struct Shared {
     pub pki: Option<Arc<crate::pki::ClusterPki>>,
     pub bundle: Option<Arc<crate::bundle::Bundle>>,
     /// The identity check's answer, computed once (see `identity::ensure`).
-    pub identity: Arc<tokio::sync::OnceCell<Result<Arc<identity::Checked>, StepError>>>,
+    pub identity: Arc<tokio::sync::OnceCell<identity::CheckResult>>,
 }
 
 impl Cluster {

@@ -74,6 +74,8 @@ pub enum Mismatch {
     Different { differing: BTreeMap<String, Vec<String>> },
     /// The masters hold different PKIs: `files` differ between them.
     Disagree { files: Vec<String> },
+    /// A master's PKI could not be read, so nothing could be compared.
+    Unreadable(String),
 }
 
 /// Compares the state's fingerprints (None: it holds no PKI) with each master's (empty: no PKI).
@@ -106,12 +108,14 @@ pub fn compare(state: Option<&Fingerprints>, masters: &BTreeMap<String, Fingerpr
 
 impl Mismatch {
     /// What was found and how to go on, for the operator; `short` shortens fingerprints.
+    /// `only`: name just this master's findings (each master's line in a report says its own).
     pub fn explain(
         &self,
         state_dir: &Path,
         inventory: &Path,
         state: Option<&Fingerprints>,
         masters: &BTreeMap<String, Fingerprints>,
+        only: Option<&str>,
         short: impl Fn(&str) -> String,
     ) -> String {
         let list = |f: &Fingerprints| {
@@ -120,9 +124,14 @@ impl Mismatch {
             }
             f.iter().map(|(file, fp)| format!("{file} {}", short(fp))).collect::<Vec<_>>().join(", ")
         };
-        let found = masters.iter().map(|(m, f)| format!("{m} holds {}", list(f))).collect::<Vec<_>>().join("; ");
+        let found = masters
+            .iter()
+            .filter(|(m, _)| only.is_none_or(|o| o == m.as_str()))
+            .map(|(m, f)| format!("{m} holds {}", list(f)))
+            .collect::<Vec<_>>()
+            .join("; ");
         let inv = inventory.display();
-        let what = match self {
+        match self {
             Mismatch::ClusterWithoutState => format!(
                 "refused: the masters run a cluster and this state directory ({}) holds no PKI for it; \
                  going on would replace the cluster's CA and service-account keys. Found: {found}. \
@@ -147,8 +156,10 @@ impl Mismatch {
                  servers use and repair the odd master by hand, then run again",
                 files.join(", ")
             ),
-        };
-        what
+            Mismatch::Unreadable(why) => {
+                format!("refused: the masters' PKI could not be compared with the state: {why}")
+            }
+        }
     }
 }
 
@@ -207,6 +218,7 @@ mod tests {
             Path::new("inv.yaml"),
             None,
             &found,
+            None,
             |f| f[..f.len().min(23)].to_string(),
         );
         assert!(text.contains("m1 holds ca.crt sha256:0123456789abcdef"), "{text}");
