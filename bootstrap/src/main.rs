@@ -27,6 +27,8 @@ enum Command {
     /// The PostgreSQL host's backups: `db backup`, `db restore --database NAME`.
     Db(commands::db::DbArgs),
     Schema(commands::schema::SchemaArgs),
+    /// The state directory: `state adopt` (from a running cluster), `state backup`, `state restore`.
+    State(commands::state::StateArgs),
     /// Offline bundles: `bundle build` makes one from the official release downloads.
     Bundle(commands::bundle::BundleArgs),
 }
@@ -43,6 +45,7 @@ fn main() -> ExitCode {
         Command::Handoff(a) => commands::handoff::run(a),
         Command::Db(a) => commands::db::run(a),
         Command::Schema(a) => commands::schema::run(a),
+        Command::State(a) => commands::state::run(a),
         Command::Bundle(a) => commands::bundle::run(a),
     };
     match result {

@@ -70,6 +70,9 @@ fn a_keepalived_vip_fronts_the_api_servers_and_moves_when_its_master_freezes() {
         lab.inventory_copy(&dir, |t| t.replace("    mode: localProxy", &format!("    mode: vip\n    address: {VIP}")));
     let inv = inventory.to_str().unwrap();
     let _cleanup = Cleanup(&lab);
+    // A second checkout of the same cluster: it takes the cluster's identity first (else refused).
+    let adopted = lab.groundwork(&["state", "adopt", "-i", inv]);
+    assert!(adopted.status.success(), "{}", text(&adopted.stderr));
 
     let out = lab.groundwork(&["apply", "-i", inv, "--only", "packages,endpoint", "-o", "json"]);
     assert!(out.status.success(), "{}\n{}", text(&out.stderr), text(&out.stdout));

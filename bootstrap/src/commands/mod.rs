@@ -10,6 +10,7 @@ pub mod handoff;
 pub mod progress;
 pub mod schema;
 pub mod signals;
+pub mod state;
 pub mod table;
 pub mod validate;
 

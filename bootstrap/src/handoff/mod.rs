@@ -27,6 +27,7 @@ use crate::inventory::Deployer;
 use crate::secrets::Secret;
 use crate::storage::VolumePlan;
 
+pub use kubernetes::DB_SECRET as DB_SECRET_NAME;
 pub use next_steps::DeployScript;
 pub use writer::write_all;
 

@@ -282,7 +282,8 @@ pub async fn apply(
         .collect();
 
     let selected_phases: Vec<&'static phases::Phase> =
-        phases::all().iter().filter(|p| selected(opts, p.name)).collect();
+        // The identity check runs whatever --only/--skip-phases say: nothing writes before it.
+        phases::all().iter().filter(|p| selected(opts, p.name) || p.name == phases::identity::NAME).collect();
     let finished = super::pipeline::Run {
         cluster: &cluster,
         phases: selected_phases,
@@ -300,6 +301,13 @@ pub async fn apply(
     }
     report.phases.extend(finished.phases);
     report.stopped = finished.stopped;
+    let identity_failed = report.phases.iter().any(|p| {
+        p.name == phases::identity::NAME && p.hosts.iter().any(|h| matches!(h.outcome, HostOutcome::Failed { .. }))
+    });
+    if identity_failed {
+        report.stopped =
+            Some("this state directory does not match the cluster (see above): nothing was changed".into());
+    }
     report.interrupted = stop.requested();
     if let Some(why) = &report.interrupted {
         report.stopped = Some(format!(

@@ -10,4 +10,5 @@ pub mod interrupt;
 pub mod lease;
 mod pipeline;
 pub mod schema;
+pub mod state;
 pub mod validate;

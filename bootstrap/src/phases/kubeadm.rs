@@ -41,6 +41,7 @@ async fn skip_phases(cluster: &Cluster) -> Result<Vec<&'static str>, StepError> 
 pub fn init<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Vec<Change>, StepError>> {
     async move {
         let c = &cluster.inventory.cluster;
+        super::identity::ensure(cluster).await?;
         if node.dry_run() && !cluster.state.pki_dir().join("ca.crt").exists() {
             return Ok(vec![Change::new(format!("kubeadm init (Kubernetes {})", c.kubernetes_version))]);
         }
@@ -102,10 +103,25 @@ pub fn init<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Ve
     .boxed()
 }
 
-/// The admin kubeconfig, kept by the controller (0600) for the operator and the handoff.
-async fn fetch_admin_kubeconfig(cluster: &Cluster, node: &Node) -> Result<(), StepError> {
-    let text = node.sh("reading admin.conf", &format!("cat {ADMIN_CONF}")).await?;
-    let path = cluster.state.kubeconfig_file();
+/// The admin kubeconfig, kept by the controller (0600) for the operator and the handoff. Made
+/// here from the controller's own PKI (its admin client certificate and the cluster CA), never
+/// copied from a master: a master's admin.conf could name an exec plugin the operator's kubectl
+/// would run.
+async fn fetch_admin_kubeconfig(cluster: &Cluster, _node: &Node) -> Result<(), StepError> {
+    let pki = cluster.pki().await?;
+    write_admin_kubeconfig(&cluster.state, &cluster.inventory, &pki)
+}
+
+/// Writes `admin.conf` (0600) from `pki` for the inventory's endpoint, unless it already says that.
+pub fn write_admin_kubeconfig(
+    state: &crate::state::StateDir,
+    inventory: &crate::inventory::Inventory,
+    pki: &crate::pki::ClusterPki,
+) -> Result<(), StepError> {
+    let text = pki
+        .admin_kubeconfig(&inventory.cluster.name, &format!("https://{}", super::endpoint_of(inventory)))
+        .map_err(|e| StepError::new(e.to_string()))?;
+    let path = state.kubeconfig_file();
     if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
         crate::state::write_atomic(&path, text.as_bytes(), 0o600)
             .map_err(|e| StepError::new(format!("cannot write {}: {e}", path.display())))?;

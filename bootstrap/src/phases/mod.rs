@@ -13,10 +13,11 @@ mod cni_manifest;
 mod database;
 mod endpoint;
 mod etcd;
+pub mod identity;
 mod kubeadm;
 mod node;
 mod packages;
-mod pki;
+pub(crate) mod pki;
 mod prepare_os;
 mod ready;
 mod runtime;
@@ -33,6 +34,7 @@ use crate::inventory::{EndpointMode, EtcdMode, Inventory, Role};
 use crate::state::StateDir;
 
 pub use database::backup_unit;
+pub use kubeadm::write_admin_kubeconfig;
 pub use node::{AgentSource, Change, ErrorKind, Node, StepError, tail};
 
 /// Which hosts a phase runs on.
@@ -75,6 +77,16 @@ pub struct Phase {
 /// The phases after connect, facts and check (which the runner does itself), in order.
 pub fn all() -> &'static [Phase] {
     static PHASES: &[Phase] = &[
+        Phase {
+            name: identity::NAME,
+            about: "the masters' CA and service-account keys compared with the state's; refuse on a mismatch",
+            scope: Scope::Masters,
+            serial: false,
+            critical: true,
+            after_all: &[],
+            gate: true,
+            run: identity::run,
+        },
         Phase {
             name: "prepare-os",
             about: "swap off, kernel modules and sysctls, hostname and /etc/hosts",
@@ -244,6 +256,15 @@ pub fn names() -> Vec<&'static str> {
     RUNNER_PHASES.iter().copied().chain(all().iter().map(|p| p.name)).chain(FINAL_PHASES).collect()
 }
 
+/// `host:port` every node's kubelet and kube-proxy use for the API server.
+pub fn endpoint_of(inventory: &Inventory) -> String {
+    let ep = &inventory.cluster.control_plane_endpoint;
+    match (ep.mode, &ep.address) {
+        (EndpointMode::LocalProxy, _) | (_, None) => format!("127.0.0.1:{}", endpoint::LOCAL_PROXY_PORT),
+        (_, Some(address)) => format!("{address}:{}", ep.port),
+    }
+}
+
 /// What every phase may read: the inventory, the nodes, and what earlier phases worked out.
 pub struct Cluster {
     pub inventory: Inventory,
@@ -263,6 +284,8 @@ pub struct Cluster {
 pub struct Shared {
     pub pki: Option<Arc<crate::pki::ClusterPki>>,
     pub bundle: Option<Arc<crate::bundle::Bundle>>,
+    /// The identity check's answer, computed once (see `identity::ensure`).
+    pub identity: Arc<tokio::sync::OnceCell<identity::CheckResult>>,
 }
 
 impl Cluster {
@@ -283,11 +306,7 @@ impl Cluster {
     }
     /// `host:port` every node's kubelet and kube-proxy use for the API server.
     pub fn endpoint(&self) -> String {
-        let ep = &self.inventory.cluster.control_plane_endpoint;
-        match (ep.mode, &ep.address) {
-            (EndpointMode::LocalProxy, _) | (_, None) => format!("127.0.0.1:{}", endpoint::LOCAL_PROXY_PORT),
-            (_, Some(address)) => format!("{address}:{}", ep.port),
-        }
+        endpoint_of(&self.inventory)
     }
 
     /// Which hosts a phase concerns, in inventory order.

@@ -15,6 +15,8 @@ pub const REMOTE_DIR: &str = "/etc/kubernetes/pki";
 
 /// The PKI, loaded or (not in a dry run) created once per run.
 pub async fn cluster_pki(cluster: &Cluster) -> Result<Arc<ClusterPki>, StepError> {
+    // Never make or use a PKI the masters contradict.
+    super::identity::ensure(cluster).await?;
     let mut shared = cluster.shared.lock().await;
     if let Some(p) = &shared.pki {
         return Ok(p.clone());
@@ -23,19 +25,23 @@ pub async fn cluster_pki(cluster: &Cluster) -> Result<Arc<ClusterPki>, StepError
     if cluster.dry_run && !dir.join("ca.crt").exists() {
         return Err(StepError::new("would generate the cluster PKI (none yet)"));
     }
-    let spec = spec(cluster)?;
+    let spec = spec(&cluster.inventory)?;
     let (pki, created) = ClusterPki::load_or_create(&dir, &spec).map_err(|e| StepError::new(e.to_string()))?;
-    for c in created {
+    for c in &created {
         tracing::info!("pki: created {c}");
+    }
+    if !cluster.dry_run {
+        super::identity::record(cluster, None)?;
     }
     let pki = Arc::new(pki);
     shared.pki = Some(pki.clone());
     Ok(pki)
 }
 
-fn spec(cluster: &Cluster) -> Result<PkiSpec, StepError> {
+/// What the PKI must hold for this inventory: an etcd member per master.
+pub fn spec(inventory: &crate::inventory::Inventory) -> Result<PkiSpec, StepError> {
     let mut members = Vec::new();
-    for m in cluster.masters() {
+    for m in inventory.hosts.iter().filter(|h| h.roles.contains(&crate::inventory::Role::Master)) {
         let ip = m.address.parse().map_err(|_| {
             StepError::new(format!("{}: etcd certificates need an IP address, not `{}`", m.name, m.address))
         })?;
@@ -46,6 +52,8 @@ fn spec(cluster: &Cluster) -> Result<PkiSpec, StepError> {
 
 pub fn run<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Vec<Change>, StepError>> {
     async move {
+        // A refusal is not "would generate": it stops the plan as it stops the apply.
+        super::identity::ensure(cluster).await?;
         let pki = match cluster_pki(cluster).await {
             Ok(p) => p,
             Err(e) if cluster.dry_run => return Ok(vec![Change::new(e.0)]),
@@ -56,7 +64,9 @@ pub fn run<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Vec
             files.extend(pki.files_for_etcd_member(node.name()));
         } else {
             // Stacked etcd: kubeadm makes each member's certificates with the etcd CA.
-            files.push(pki.etcd_ca_key_file());
+            files.push(pki.etcd_ca_key_file().ok_or_else(|| {
+                StepError::new("stacked etcd needs etcd/ca.key on the masters, and this state does not hold it")
+            })?);
         }
         // The etcd CA certificate is in both lists.
         let mut seen = std::collections::BTreeSet::new();

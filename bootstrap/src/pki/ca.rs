@@ -25,6 +25,50 @@ pub struct Ca {
     pub issuer: Issuer<'static, KeyPair>,
 }
 
+/// A CA whose key this PKI does not hold: leaves it signed can be checked, not made.
+pub struct CaCert {
+    pub cert_pem: String,
+    pub der: Vec<u8>,
+}
+
+/// What a leaf is checked against and, when the key is held, signed with.
+#[derive(Clone, Copy)]
+pub enum Signer<'a> {
+    Key(&'a Ca),
+    CertOnly(&'a CaCert),
+}
+
+impl Signer<'_> {
+    pub fn der(&self) -> &[u8] {
+        match self {
+            Signer::Key(ca) => &ca.der,
+            Signer::CertOnly(ca) => &ca.der,
+        }
+    }
+    pub fn issuer(&self) -> Option<&Issuer<'static, KeyPair>> {
+        match self {
+            Signer::Key(ca) => Some(&ca.issuer),
+            Signer::CertOnly(_) => None,
+        }
+    }
+}
+
+/// Loads `BASE.crt` alone (its key is absent): a CA certificate that must be valid and a CA.
+pub fn load_cert_only(dir: &Path, base: &str, now: OffsetDateTime) -> Result<CaCert, PkiError> {
+    let crt_path = dir.join(format!("{base}.crt"));
+    let cert_pem = store::read_text_opt(&crt_path)?.ok_or_else(|| PkiError::invalid(crt_path.display(), "missing"))?;
+    let der = parse_pem(&cert_pem, "CERTIFICATE").map_err(|r| PkiError::invalid(crt_path.display(), r))?;
+    let (_, x509) = X509Certificate::from_der(&der)
+        .map_err(|e| PkiError::invalid(crt_path.display(), format!("not an X.509 certificate: {e}")))?;
+    if !x509.is_ca() {
+        return Err(PkiError::invalid(crt_path.display(), "not a CA certificate"));
+    }
+    if x509.validity().not_after.timestamp() <= now.unix_timestamp() {
+        return Err(PkiError::invalid(crt_path.display(), "the CA has expired"));
+    }
+    Ok(CaCert { cert_pem, der })
+}
+
 /// Loads `BASE.crt` + `BASE.key` from `dir`, or makes a self-signed CA with common name `cn`.
 pub fn load_or_create(
     dir: &Path,

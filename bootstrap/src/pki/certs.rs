@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
 use rcgen::{
-    CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose,
+    CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
     PKCS_ECDSA_P256_SHA256, PublicKeyData, SanType, SerialNumber,
 };
 use ring::rand::{SecureRandom, SystemRandom};
@@ -15,7 +15,7 @@ use time::{Duration, OffsetDateTime};
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use super::ca::{BACKDATE, Ca};
+use super::ca::{BACKDATE, Signer};
 use super::store::{self, CERT_MODE, KEY_MODE};
 use super::{CertAndKey, KeyPem, PkiError};
 
@@ -67,7 +67,7 @@ impl LeafSpec {
 pub fn ensure(
     dir: &Path,
     spec: &LeafSpec,
-    ca: &Ca,
+    ca: Signer<'_>,
     now: OffsetDateTime,
     created: &mut Vec<String>,
 ) -> Result<CertAndKey, PkiError> {
@@ -76,7 +76,7 @@ pub fn ensure(
     let cert = store::read_text_opt(&crt_path)?;
     let key = store::read_text_opt(&key_path)?;
     let why = match (cert, key) {
-        (Some(cert_pem), Some(key_pem)) => match check(&cert_pem, &key_pem, spec, ca, now) {
+        (Some(cert_pem), Some(key_pem)) => match check(&cert_pem, &key_pem, spec, ca.der(), now) {
             Ok(()) => return Ok(CertAndKey { cert_pem, key: KeyPem(key_pem) }),
             Err(why) => Some(why),
         },
@@ -84,7 +84,10 @@ pub fn ensure(
         (Some(_), None) => Some(format!("{key_rel} was missing")),
         (None, Some(_)) => Some(format!("{crt_rel} was missing")),
     };
-    let made = generate(spec, ca, now)?;
+    let Some(issuer) = ca.issuer() else {
+        return Err(PkiError::NoCaKey { leaf: crt_rel, why: why.unwrap_or_else(|| "it is missing".into()) });
+    };
+    let made = generate(spec, issuer, now)?;
     store::write_atomic(&key_path, made.key.expose_secret().as_bytes(), KEY_MODE)?;
     store::write_atomic(&crt_path, made.cert_pem.as_bytes(), CERT_MODE)?;
     created.push(match why {
@@ -94,7 +97,7 @@ pub fn ensure(
     Ok(made)
 }
 
-fn generate(spec: &LeafSpec, ca: &Ca, now: OffsetDateTime) -> Result<CertAndKey, PkiError> {
+fn generate(spec: &LeafSpec, issuer: &Issuer<'static, KeyPair>, now: OffsetDateTime) -> Result<CertAndKey, PkiError> {
     let what = || format!("{}.crt", spec.base);
     let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(PkiError::crypto(what()))?;
     let mut params = CertificateParams::default();
@@ -123,19 +126,19 @@ fn generate(spec: &LeafSpec, ca: &Ca, now: OffsetDateTime) -> Result<CertAndKey,
     params.not_after = now + LEAF_VALIDITY;
     params.serial_number = Some(random_serial()?);
     params.use_authority_key_identifier_extension = true;
-    let cert = params.signed_by(&key, &ca.issuer).map_err(PkiError::crypto(what()))?;
+    let cert = params.signed_by(&key, issuer).map_err(PkiError::crypto(what()))?;
     Ok(CertAndKey { cert_pem: cert.pem(), key: KeyPem(key.serialize_pem()) })
 }
 
 /// Why the existing leaf cannot be kept, if it cannot.
-fn check(cert_pem: &str, key_pem: &str, spec: &LeafSpec, ca: &Ca, now: OffsetDateTime) -> Result<(), String> {
+fn check(cert_pem: &str, key_pem: &str, spec: &LeafSpec, ca_der: &[u8], now: OffsetDateTime) -> Result<(), String> {
     let der = parse_pem(cert_pem, "CERTIFICATE")?;
     let (_, cert) = X509Certificate::from_der(&der).map_err(|e| format!("unreadable certificate: {e}"))?;
     let key = KeyPair::from_pem(key_pem).map_err(|e| format!("unreadable key: {e}"))?;
     if key.subject_public_key_info() != cert.public_key().raw {
         return Err("the key does not match the certificate".into());
     }
-    let (_, ca_cert) = X509Certificate::from_der(&ca.der).map_err(|e| format!("unreadable CA certificate: {e}"))?;
+    let (_, ca_cert) = X509Certificate::from_der(ca_der).map_err(|e| format!("unreadable CA certificate: {e}"))?;
     if cert.issuer().as_raw() != ca_cert.subject().as_raw()
         || cert.verify_signature(Some(ca_cert.public_key())).is_err()
     {

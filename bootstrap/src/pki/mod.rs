@@ -24,6 +24,7 @@
 
 mod ca;
 mod certs;
+pub mod fingerprint;
 mod kubeconfig;
 mod store;
 #[cfg(test)]
@@ -40,7 +41,7 @@ use time::OffsetDateTime;
 pub use certs::discovery_hash;
 pub use kubeconfig::admin_kubeconfig;
 pub use store::{CERT_MODE, DIR_MODE, KEY_MODE};
-pub use token::BootstrapToken;
+pub use token::{BootstrapToken, TOKEN_TTL};
 
 /// Paths of the PKI's files, relative to the PKI directory (and to `/etc/kubernetes/pki`).
 pub mod paths {
@@ -94,6 +95,12 @@ pub enum PkiError {
     Incomplete { have: PathBuf, missing: PathBuf },
     #[error("cannot generate {what}: {source}")]
     Crypto { what: String, source: rcgen::Error },
+    #[error(
+        "{leaf} must be made ({why}) but this state does not hold the key of the CA that signs it \
+         (a state adopted from masters that never held it): restore the state that built the cluster \
+         (`groundwork state restore`) or rotate that CA"
+    )]
+    NoCaKey { leaf: String, why: String },
     #[error("etcd member `{name}`: {reason}")]
     Member { name: String, reason: String },
     #[error("the system's random number generator failed")]
@@ -226,12 +233,16 @@ pub struct ClusterPki {
     dir: PathBuf,
     ca: CertAndKey,
     front_proxy_ca: CertAndKey,
-    etcd_ca: CertAndKey,
+    etcd_ca_cert: String,
+    /// None when the state does not hold it (adopted from masters of an external etcd, which
+    /// never receive it): etcd certificates are then checked, never made.
+    etcd_ca_key: Option<KeyPem>,
     sa_key: KeyPem,
     sa_pub: String,
     admin: CertAndKey,
     apiserver_etcd_client: CertAndKey,
-    etcd_healthcheck_client: CertAndKey,
+    /// None when the etcd CA's key is not held and the state has no such certificate.
+    etcd_healthcheck_client: Option<CertAndKey>,
     etcd_members: BTreeMap<String, EtcdMember>,
     discovery_hash: String,
 }
@@ -260,23 +271,41 @@ impl ClusterPki {
 
         let ca = ca::load_or_create(dir, "ca", "kubernetes", now, &mut created)?;
         let front_proxy_ca = ca::load_or_create(dir, "front-proxy-ca", "front-proxy-ca", now, &mut created)?;
-        let etcd_ca = ca::load_or_create(dir, "etcd/ca", "etcd-ca", now, &mut created)?;
+        // The etcd CA's certificate without its key: a state adopted from the masters of an
+        // external etcd (the key never leaves the controller that made it).
+        let etcd_ca_cert_only = dir.join(paths::ETCD_CA_CRT).exists() && !dir.join(paths::ETCD_CA_KEY).exists();
+        let (etcd_ca_keyed, etcd_ca_cert) = if etcd_ca_cert_only {
+            (None, Some(ca::load_cert_only(dir, "etcd/ca", now)?))
+        } else {
+            (Some(ca::load_or_create(dir, "etcd/ca", "etcd-ca", now, &mut created)?), None)
+        };
+        let etcd_signer = match (&etcd_ca_keyed, &etcd_ca_cert) {
+            (Some(ca), _) => ca::Signer::Key(ca),
+            (None, Some(cert)) => ca::Signer::CertOnly(cert),
+            (None, None) => unreachable!("one of the two is loaded above"),
+        };
         let (sa_key, sa_pub) = ca::load_or_create_sa(dir, &mut created)?;
 
-        let leaf = |spec: certs::LeafSpec, issuer: &ca::Ca, created: &mut Vec<String>| {
+        let leaf = |spec: certs::LeafSpec, issuer: ca::Signer<'_>, created: &mut Vec<String>| {
             certs::ensure(dir, &spec, issuer, now, created)
         };
-        let admin = leaf(certs::LeafSpec::client("groundwork-admin", ADMIN_CN, &[ADMIN_GROUP]), &ca, &mut created)?;
+        let admin = leaf(
+            certs::LeafSpec::client("groundwork-admin", ADMIN_CN, &[ADMIN_GROUP]),
+            ca::Signer::Key(&ca),
+            &mut created,
+        )?;
         let apiserver_etcd_client = leaf(
             certs::LeafSpec::client("apiserver-etcd-client", "kube-apiserver-etcd-client", &[]),
-            &etcd_ca,
+            etcd_signer,
             &mut created,
         )?;
-        let etcd_healthcheck_client = leaf(
-            certs::LeafSpec::client("etcd/healthcheck-client", "kube-etcd-healthcheck-client", &[]),
-            &etcd_ca,
-            &mut created,
-        )?;
+        // Only the controller ever had it: without the etcd CA's key it is left out.
+        let healthcheck = certs::LeafSpec::client("etcd/healthcheck-client", "kube-etcd-healthcheck-client", &[]);
+        let etcd_healthcheck_client = if etcd_ca_cert_only && !dir.join(format!("{}.crt", healthcheck.base)).exists() {
+            None
+        } else {
+            Some(leaf(healthcheck, etcd_signer, &mut created)?)
+        };
 
         let mut etcd_members = BTreeMap::new();
         for (name, ip) in &spec.etcd_members {
@@ -289,7 +318,7 @@ impl ClusterPki {
                     &dns,
                     &[*ip, IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr::V6(Ipv6Addr::LOCALHOST)],
                 ),
-                &etcd_ca,
+                etcd_signer,
                 &mut created,
             )?;
             let peer = leaf(
@@ -299,7 +328,7 @@ impl ClusterPki {
                     &dns,
                     &[*ip, IpAddr::V4(Ipv4Addr::LOCALHOST)],
                 ),
-                &etcd_ca,
+                etcd_signer,
                 &mut created,
             )?;
             etcd_members.insert(name.clone(), EtcdMember { ip: *ip, server, peer });
@@ -310,7 +339,11 @@ impl ClusterPki {
             dir: dir.to_path_buf(),
             ca: ca.pem,
             front_proxy_ca: front_proxy_ca.pem,
-            etcd_ca: etcd_ca.pem,
+            etcd_ca_cert: match (&etcd_ca_keyed, &etcd_ca_cert) {
+                (Some(ca), _) => ca.pem.cert_pem.clone(),
+                (None, cert) => cert.as_ref().map(|c| c.cert_pem.clone()).unwrap_or_default(),
+            },
+            etcd_ca_key: etcd_ca_keyed.as_ref().map(|ca| ca.pem.key.clone()),
             sa_key,
             sa_pub,
             admin,
@@ -337,7 +370,7 @@ impl ClusterPki {
         self.front_proxy_ca.cert_pem()
     }
     pub fn etcd_ca_cert_pem(&self) -> &str {
-        self.etcd_ca.cert_pem()
+        &self.etcd_ca_cert
     }
     pub fn sa_pub_pem(&self) -> &str {
         &self.sa_pub
@@ -346,9 +379,10 @@ impl ClusterPki {
     pub fn admin(&self) -> &CertAndKey {
         &self.admin
     }
-    /// etcd client certificate for the controller's health checks (etcdctl).
-    pub fn etcd_healthcheck_client(&self) -> &CertAndKey {
-        &self.etcd_healthcheck_client
+    /// etcd client certificate for the controller's health checks (etcdctl); None in a state
+    /// that does not hold the etcd CA's key.
+    pub fn etcd_healthcheck_client(&self) -> Option<&CertAndKey> {
+        self.etcd_healthcheck_client.as_ref()
     }
     pub fn apiserver_etcd_client(&self) -> &CertAndKey {
         &self.apiserver_etcd_client
@@ -391,15 +425,16 @@ impl ClusterPki {
             key_file(paths::FRONT_PROXY_CA_KEY, self.front_proxy_ca.key()),
             key_file(paths::SA_KEY, &self.sa_key),
             cert_file(paths::SA_PUB, &self.sa_pub),
-            cert_file(paths::ETCD_CA_CRT, self.etcd_ca.cert_pem()),
+            cert_file(paths::ETCD_CA_CRT, &self.etcd_ca_cert),
             cert_file(paths::APISERVER_ETCD_CLIENT_CRT, self.apiserver_etcd_client.cert_pem()),
             key_file(paths::APISERVER_ETCD_CLIENT_KEY, self.apiserver_etcd_client.key()),
         ]
     }
 
-    /// `etcd/ca.key`: only for stacked etcd, where kubeadm makes each member's certificates itself.
-    pub fn etcd_ca_key_file(&self) -> PkiFile {
-        key_file(paths::ETCD_CA_KEY, self.etcd_ca.key())
+    /// `etcd/ca.key`: only for stacked etcd, where kubeadm makes each member's certificates
+    /// itself. None when this state does not hold it.
+    pub fn etcd_ca_key_file(&self) -> Option<PkiFile> {
+        self.etcd_ca_key.as_ref().map(|k| key_file(paths::ETCD_CA_KEY, k))
     }
 
     /// What etcd member `name` needs: `etcd/ca.crt`, and its own `etcd/server.{crt,key}` and
@@ -411,7 +446,7 @@ impl ClusterPki {
             return Vec::new();
         };
         vec![
-            cert_file(paths::ETCD_CA_CRT, self.etcd_ca.cert_pem()),
+            cert_file(paths::ETCD_CA_CRT, &self.etcd_ca_cert),
             cert_file(paths::ETCD_SERVER_CRT, m.server.cert_pem()),
             key_file(paths::ETCD_SERVER_KEY, m.server.key()),
             cert_file(paths::ETCD_PEER_CRT, m.peer.cert_pem()),

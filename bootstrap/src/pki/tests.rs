@@ -317,12 +317,14 @@ fn ca_certificate_without_its_key_is_an_error_not_replaced() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("pki");
     ClusterPki::load_or_create(&dir, &spec2()).unwrap();
-    std::fs::remove_file(dir.join("etcd/ca.key")).unwrap();
-    let ca = std::fs::read(dir.join("etcd/ca.crt")).unwrap();
+    let key = std::fs::read(dir.join("ca.key")).unwrap();
+    std::fs::remove_file(dir.join("ca.key")).unwrap();
+    let ca = std::fs::read(dir.join("ca.crt")).unwrap();
     let err = ClusterPki::load_or_create(&dir, &spec2()).unwrap_err();
     assert!(matches!(err, PkiError::Incomplete { .. }), "{err}");
-    assert!(err.to_string().contains("etcd/ca.crt is present without"), "{err}");
-    assert_eq!(std::fs::read(dir.join("etcd/ca.crt")).unwrap(), ca);
+    assert!(err.to_string().contains("ca.crt is present without"), "{err}");
+    assert_eq!(std::fs::read(dir.join("ca.crt")).unwrap(), ca);
+    std::fs::write(dir.join("ca.key"), key).unwrap();
 
     // A key that is not the CA's.
     std::fs::copy(dir.join("ca.key"), dir.join("etcd/ca.key")).unwrap();
@@ -403,7 +405,7 @@ fn files_for_nodes_match_disk_with_modes() {
         ],
     );
     check(pki.files_for_worker(), &[("ca.crt", "ca.crt")]);
-    check(vec![pki.etcd_ca_key_file()], &[("etcd/ca.key", "etcd/ca.key")]);
+    check(vec![pki.etcd_ca_key_file().unwrap()], &[("etcd/ca.key", "etcd/ca.key")]);
     assert!(pki.files_for_etcd_member("m9").is_empty());
 }
 
@@ -519,4 +521,30 @@ fn admin_kubeconfig_embeds_the_pems() {
     assert_eq!(v["contexts"][0]["name"].as_str(), Some("groundwork-admin@lab"));
     assert_eq!(v["contexts"][0]["context"]["cluster"].as_str(), Some("lab"));
     assert_eq!(v["contexts"][0]["context"]["user"].as_str(), Some("groundwork-admin"));
+}
+
+/// A state adopted from the masters of an external etcd holds the etcd CA's certificate, not its
+/// key: what exists is loaded and checked, and what would have to be made is a clear error.
+#[test]
+fn an_etcd_ca_without_its_key_checks_its_certificates_and_makes_none() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("pki");
+    let (made, _) = ClusterPki::load_or_create(&dir, &spec2()).unwrap();
+    std::fs::remove_file(dir.join("etcd/ca.key")).unwrap();
+    std::fs::remove_file(dir.join("etcd/healthcheck-client.crt")).unwrap();
+    std::fs::remove_file(dir.join("etcd/healthcheck-client.key")).unwrap();
+    let (pki, created) = ClusterPki::load_or_create(&dir, &spec2()).unwrap();
+    assert!(created.is_empty(), "{created:?}");
+    assert!(pki.etcd_ca_key_file().is_none());
+    assert!(pki.etcd_healthcheck_client().is_none());
+    assert_eq!(pki.files_for_etcd_member("m1"), made.files_for_etcd_member("m1"));
+    assert_eq!(pki.files_for_master("m1"), made.files_for_master("m1"));
+
+    // A new member's certificates cannot be made without the key.
+    let mut three = spec2();
+    three.etcd_members.push(("m3".into(), ip("10.0.0.3")));
+    let err = ClusterPki::load_or_create(&dir, &three).unwrap_err();
+    assert!(matches!(err, PkiError::NoCaKey { .. }), "{err}");
+    assert!(err.to_string().contains("etcd/m3/server.crt must be made"), "{err}");
+    assert!(!dir.join("etcd/m3/server.crt").exists());
 }

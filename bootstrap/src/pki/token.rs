@@ -102,6 +102,20 @@ impl BootstrapToken {
         Ok((token, true))
     }
 
+    /// Keeps `token`, created at `created_unix`, in the PKI directory (0600): a token taken from
+    /// a running cluster (`groundwork state adopt`), so the configurations that hold it stay as
+    /// they are. The error never contains the token.
+    pub fn save(dir: &Path, token: &str, created_unix: u64) -> Result<BootstrapToken, PkiError> {
+        let mut t: BootstrapToken = token.parse()?;
+        t.created_at = UNIX_EPOCH + Duration::from_secs(created_unix);
+        store::ensure_dir(dir)?;
+        let path = dir.join(paths::BOOTSTRAP_TOKEN);
+        let saved = Saved { token: t.token.clone(), created_unix };
+        let text = serde_json::to_vec(&saved).map_err(|e| PkiError::invalid(path.display(), e.to_string()))?;
+        store::write_atomic(&path, &text, KEY_MODE)?;
+        Ok(t)
+    }
+
     fn from_saved(bytes: &[u8]) -> Option<Self> {
         let saved: Saved = serde_json::from_slice(bytes).ok()?;
         let mut t: BootstrapToken = saved.token.parse().ok()?;

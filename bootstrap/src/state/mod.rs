@@ -2,6 +2,8 @@
 //! `.groundwork/<cluster>/` holds the journal of what each phase did on each host, the cluster
 //! lock, the PKI and the admin kubeconfig. Everything written here is written atomically.
 
+pub mod archive;
+pub mod identity;
 pub mod journal;
 pub mod lock;
 pub mod secrets_store;

@@ -31,27 +31,42 @@ pub enum SecretStoreError {
 /// The password of database role `role`: the one kept in the state directory, or a new one
 /// generated and kept there now.
 pub fn db_password(state: &StateDir, role: &str) -> Result<Secret, SecretStoreError> {
-    if role.is_empty() || !role.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-        return Err(SecretStoreError::BadRole(role.to_string()));
-    }
-    let dir = state.root().join("secrets");
-    let file = dir.join(format!("db-{role}"));
+    let (dir, file) = db_file(state, role)?;
     if !file.exists() {
-        create_once(&dir, &file)?;
+        create_once(&dir, &file, &generate()?)?;
     }
     // The file path is already complete: an empty base keeps a relative state directory relative.
     Ok(secrets::resolve(&SecretRef::File(file), Path::new(""), &format!("password of database role {role}"))?)
 }
 
+/// Keeps `password` (taken from the running cluster by `state adopt`) as role `role`'s, unless the
+/// state already holds one; says whether it did.
+pub fn keep_db_password(state: &StateDir, role: &str, password: &str) -> Result<bool, SecretStoreError> {
+    let (dir, file) = db_file(state, role)?;
+    if file.exists() {
+        return Ok(false);
+    }
+    create_once(&dir, &file, password)?;
+    Ok(true)
+}
+
+fn db_file(state: &StateDir, role: &str) -> Result<(PathBuf, PathBuf), SecretStoreError> {
+    if role.is_empty() || !role.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        return Err(SecretStoreError::BadRole(role.to_string()));
+    }
+    let dir = state.root().join("secrets");
+    let file = dir.join(format!("db-{role}"));
+    Ok((dir, file))
+}
+
 /// Writes a new password to a temporary file and links it into place; linking fails when the
 /// file exists, so two concurrent runs agree on the first password and neither sees half a file.
-fn create_once(dir: &Path, file: &Path) -> Result<(), SecretStoreError> {
+fn create_once(dir: &Path, file: &Path, password: &str) -> Result<(), SecretStoreError> {
     let io = |source| SecretStoreError::Io { path: file.to_path_buf(), source };
     std::fs::create_dir_all(dir).map_err(io)?;
     super::set_mode(dir, 0o700).map_err(io)?;
     let tmp =
         dir.join(format!(".{}.{}.tmp", file.file_name().and_then(|n| n.to_str()).unwrap_or("db"), std::process::id()));
-    let password = generate()?;
     {
         let mut f =
             std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(io)?;
@@ -106,6 +121,14 @@ mod tests {
         let a = db_password(&state, "owner").expect("a");
         let b = db_password(&state, "app").expect("b");
         assert_ne!(a.expose(), b.expose());
+    }
+
+    #[test]
+    fn an_adopted_password_is_kept_and_never_replaces_one() {
+        let (_dir, state) = state("c4");
+        assert!(keep_db_password(&state, "app", "from-the-cluster").unwrap());
+        assert!(!keep_db_password(&state, "app", "another").unwrap());
+        assert_eq!(db_password(&state, "app").unwrap().expose(), "from-the-cluster");
     }
 
     #[test]
