@@ -270,7 +270,10 @@ pub async fn apply(
         let phase_start = Instant::now();
         let results = run_phase(&cluster, phase, &hosts, &out, journal.as_ref(), progress.as_ref()).await;
         for r in &results {
-            if let HostOutcome::Failed { .. } = r.outcome {
+            // A host a one-at-a-time phase stopped before is out too (a master that was not joined).
+            if matches!(r.outcome, HostOutcome::Failed { .. })
+                || (phase.serial && matches!(r.outcome, HostOutcome::Skipped { .. }))
+            {
                 out.entry(r.host.clone()).or_insert_with(|| phase.name.to_string());
             }
             if let Some(j) = journal.as_mut() {
@@ -395,8 +398,19 @@ async fn run_phase(
         HostPhase { host, outcome, took_ms: start.elapsed().as_millis() as u64, done_before }
     };
     if phase.serial {
-        let mut results = Vec::new();
+        let mut results: Vec<HostPhase> = Vec::new();
         for h in hosts {
+            // One host at a time also means a failure stops the hosts after it (a control-plane
+            // join that failed is not followed by the next one).
+            if let Some(failed) = results.iter().find(|r| matches!(r.outcome, HostOutcome::Failed { .. })) {
+                let outcome = HostOutcome::Skipped {
+                    reason: format!("not run: {} failed before it, and this phase stops at a failure", failed.host),
+                };
+                progress.host_finished(phase.name, h, &outcome);
+                let done_before = journal.is_some_and(|j| j.is_done(phase.name, h));
+                results.push(HostPhase { host: h.clone(), outcome, took_ms: 0, done_before });
+                continue;
+            }
             results.push(one(h.clone()).await);
         }
         results

@@ -19,6 +19,7 @@ mod packages;
 mod pki;
 mod prepare_os;
 mod ready;
+mod rolling;
 mod runtime;
 mod storage_clients;
 mod storage_lio;
@@ -142,6 +143,14 @@ pub fn all() -> &'static [Phase] {
             run: kubeadm::join_master,
         },
         Phase {
+            name: "apiserver",
+            about: "the API servers' settings, changed one master at a time",
+            scope: Scope::Masters,
+            serial: false,
+            critical: false,
+            run: kubeadm::api_server_settings,
+        },
+        Phase {
             name: "join-workers",
             about: "kubeadm join on every worker",
             scope: Scope::Workers,
@@ -227,6 +236,8 @@ pub struct Cluster {
 pub struct Shared {
     pub pki: Option<Arc<crate::pki::ClusterPki>>,
     pub bundle: Option<Arc<crate::bundle::Bundle>>,
+    /// One gate per rolling restart (by phase): see `rolling`.
+    pub rolling: BTreeMap<&'static str, rolling::Gate>,
 }
 
 impl Cluster {
