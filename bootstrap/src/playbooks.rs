@@ -26,6 +26,7 @@ const TEMPLATES: &[(&str, &str)] = templates![
     "pod-routes.sh",
     "groundwork-pod-routes.service",
     "tgt-targets.conf",
+    "tgt-groundwork.conf",
     "ganesha.conf",
     "nfs-exports",
     "iscsid.conf",

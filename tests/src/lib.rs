@@ -162,3 +162,94 @@ pub fn text(bytes: &[u8]) -> String {
 pub fn file_digest(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
+
+/// Samples every process's command line (`/proc/*/cmdline`) inside lab containers, continuously
+/// (a shell loop in each container, started with `docker exec`, about every 20 ms), keeping each
+/// distinct line once. A secret on any command line during the sampled time shows up in `stop`'s
+/// text. Sampling can miss a process that lives less than the interval; the loop runs the whole
+/// time, so a secret passed on every run of a step is seen.
+pub struct CmdlineSampler<'a> {
+    lab: &'a Lab,
+    hosts: Vec<String>,
+}
+
+const SAMPLE_OUT: &str = "/tmp/gw-cmdline-sample";
+const SAMPLE_STOP: &str = "/tmp/gw-cmdline-sample.stop";
+
+impl<'a> CmdlineSampler<'a> {
+    pub fn start(lab: &'a Lab, hosts: &[&str]) -> CmdlineSampler<'a> {
+        let script = format!(
+            "rm -f {SAMPLE_STOP} {SAMPLE_OUT}; echo $$ > {SAMPLE_OUT}.pid; \
+             while [ ! -e {SAMPLE_STOP} ]; do cat /proc/[0-9]*/cmdline 2>/dev/null; echo; sleep 0.02; done \
+             | tr '\\0' '\\n' | awk '!seen[$0]++ {{ print; fflush() }}' > {SAMPLE_OUT}"
+        );
+        for h in hosts {
+            let out = lab.docker(&["exec", "-d", &lab.container(h), "sh", "-c", &script]);
+            assert!(out.status.success(), "starting the sampler on {h}: {}", text(&out.stderr));
+        }
+        CmdlineSampler { lab, hosts: hosts.iter().map(|h| h.to_string()).collect() }
+    }
+
+    /// Stops sampling; every distinct command-line argument seen, per host (`host: arg` lines).
+    pub fn stop(self) -> String {
+        let mut all = String::new();
+        for h in &self.hosts {
+            let c = self.lab.container(h);
+            // Wait until the loop has ended and awk has written everything (at most ~2 s).
+            let script = format!(
+                "touch {SAMPLE_STOP}; p=$(cat {SAMPLE_OUT}.pid 2>/dev/null); \
+                 for i in $(seq 100); do kill -0 \"$p\" 2>/dev/null || break; sleep 0.02; done; \
+                 cat {SAMPLE_OUT} 2>/dev/null; rm -f {SAMPLE_OUT} {SAMPLE_OUT}.pid {SAMPLE_STOP}"
+            );
+            let out = self.lab.docker(&["exec", &c, "sh", "-c", &script]);
+            for line in text(&out.stdout).lines() {
+                all.push_str(&format!("{h}: {line}\n"));
+            }
+        }
+        all
+    }
+}
+
+/// Every secret of the lab's inventory and cluster state, by name: the bootstrap token's secret,
+/// the CHAP and sudo passwords, the database passwords, and each body line of every private key.
+pub fn lab_secrets(lab: &Lab) -> Vec<(String, String)> {
+    let mut secrets = vec![];
+    let state = lab.root.join("inventory/.groundwork/gwlab");
+    let token: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(state.join("pki/bootstrap-token")).unwrap_or_default())
+            .unwrap_or_default();
+    if let Some(secret) = token["token"].as_str().and_then(|t| t.split('.').nth(1)) {
+        secrets.push(("the bootstrap token's secret".to_string(), secret.to_string()));
+    }
+    for dir in [lab.state.join("secrets"), state.join("secrets")] {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let value = std::fs::read_to_string(entry.path()).unwrap_or_default().trim().to_string();
+            if value.len() >= 8 {
+                secrets.push((entry.path().display().to_string(), value));
+            }
+        }
+    }
+    fn keys(dir: &Path, out: &mut Vec<(String, String)>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                keys(&path, out);
+            } else if path.extension().is_some_and(|e| e == "key") {
+                let pem = std::fs::read_to_string(&path).unwrap_or_default();
+                for line in pem.lines().filter(|l| !l.starts_with("-----") && l.len() >= 16) {
+                    out.push((path.display().to_string(), line.to_string()));
+                }
+            }
+        }
+    }
+    keys(&state.join("pki"), &mut secrets);
+    secrets
+}
+
+/// The secrets of `secrets` that occur in `sampled`, by name (what leaked, never the value).
+pub fn leaked(sampled: &str, secrets: &[(String, String)]) -> Vec<String> {
+    let mut names: Vec<String> =
+        secrets.iter().filter(|(_, value)| sampled.contains(value.as_str())).map(|(name, _)| name.clone()).collect();
+    names.dedup();
+    names
+}
