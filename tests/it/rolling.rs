@@ -25,7 +25,8 @@ impl<'a> Poller<'a> {
     fn start(lab: &'a Lab, worker: &'a str) -> Poller<'a> {
         let script = format!(
             "rm -f {POLL_LOG} {POLL_STOP}; while [ ! -e {POLL_STOP} ]; do \
-               if curl -sfk --max-time 2 https://127.0.0.1:6444/readyz >/dev/null 2>&1; then r=ok; else r=fail; fi; \
+               if kubectl --kubeconfig /etc/kubernetes/kubelet.conf --request-timeout=2s get --raw /readyz >/dev/null 2>&1; \
+               then r=ok; else r=fail; fi; \
                echo \"$(date +%s.%N) $r\" >> {POLL_LOG}; sleep 0.2; done"
         );
         let out = lab.docker(&["exec", "-d", &lab.container(worker), "sh", "-c", &script]);

@@ -135,9 +135,23 @@ fn the_chap_secret_is_on_no_command_line_when_targets_are_made() {
     };
     apply();
     let secrets = lab_secrets(&lab);
+    let fast = std::time::Duration::from_millis(2);
+
+    // The control: tgt-admin's own way (tgtd without the account) puts the secret on tgtadm's
+    // command line, and this sampler sees it (tgtadm lives about a millisecond: a few tries).
+    let seen = (0..5).any(|_| {
+        let sampler = CmdlineSampler::start_every(&lab, &["storage-1"], fast);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        lab.sh_in(
+            "storage-1",
+            "tgtadm --mode account --op delete --user groundwork; tgt-admin --update ALL >/dev/null",
+        );
+        !leaked(&sampler.stop(), &secrets).is_empty()
+    });
+    assert!(seen, "the sampler never saw tgt-admin's tgtadm --password: it cannot prove anything");
 
     // tgtd forgets the account and every target: apply makes them again.
-    let sampler = CmdlineSampler::start(&lab, &["storage-1"]);
+    let sampler = CmdlineSampler::start_every(&lab, &["storage-1"], fast);
     let forget = lab.sh_in(
         "storage-1",
         "tgt-admin --update ALL -c /dev/null -f >/dev/null && tgtadm --mode account --op delete --user groundwork",
@@ -156,11 +170,17 @@ fn the_chap_secret_is_on_no_command_line_when_targets_are_made() {
     assert_eq!(targets_with_chap(&lab), 12, "every target requires CHAP again");
 
     // tgt restarted (as at boot): the drop-in makes the account before tgt-admin reads the targets.
-    let sampler = CmdlineSampler::start(&lab, &["storage-1"]);
+    let sampler = CmdlineSampler::start_every(&lab, &["storage-1"], fast);
     let restarted = lab.sh_in("storage-1", "systemctl restart tgt");
     let sampled = sampler.stop();
     assert!(restarted.status.success(), "{}", text(&restarted.stderr));
-    let said = text(&lab.sh_in("storage-1", "journalctl --no-pager -o cat _SYSTEMD_INVOCATION_ID=$(systemctl show -p InvocationID --value tgt)").stdout);
+    let said = text(
+        &lab.sh_in(
+            "storage-1",
+            "journalctl --no-pager -o cat _SYSTEMD_INVOCATION_ID=$(systemctl show -p InvocationID --value tgt)",
+        )
+        .stdout,
+    );
     assert!(said.contains("made the CHAP account groundwork in tgtd"), "the drop-in's step made the account:\n{said}");
     assert_eq!(leaked(&sampled, &secrets), Vec::<String>::new(), "a secret on a command line while tgt started");
     assert_eq!(targets_with_chap(&lab), 12, "every target requires CHAP after tgt's restart");

@@ -163,11 +163,11 @@ pub fn file_digest(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// Samples every process's command line (`/proc/*/cmdline`) inside lab containers, continuously
-/// (a shell loop in each container, started with `docker exec`, about every 20 ms), keeping each
-/// distinct line once. A secret on any command line during the sampled time shows up in `stop`'s
-/// text. Sampling can miss a process that lives less than the interval; the loop runs the whole
-/// time, so a secret passed on every run of a step is seen.
+/// Samples every process's command line (`/proc/*/cmdline`) inside lab containers, continuously:
+/// a loop in each container (perl, which every Debian has), started with `docker exec`, reading
+/// every process's command line every `every` (20 ms by default) and keeping each distinct one
+/// once. A secret on any command line during the sampled time shows up in `stop`'s text. A
+/// process that lives less than the interval can be missed; `start_every` samples faster.
 pub struct CmdlineSampler<'a> {
     lab: &'a Lab,
     hosts: Vec<String>,
@@ -175,27 +175,43 @@ pub struct CmdlineSampler<'a> {
 
 const SAMPLE_OUT: &str = "/tmp/gw-cmdline-sample";
 const SAMPLE_STOP: &str = "/tmp/gw-cmdline-sample.stop";
+const SAMPLER: &str = r#"$| = 1; my ($stop, $every) = @ARGV; my %seen;
+until (-e $stop) {
+    opendir(my $d, "/proc") or die "/proc: $!";
+    for my $p (grep { /^\d+$/ } readdir $d) {
+        open(my $f, "<", "/proc/$p/cmdline") or next;
+        my $c = do { local $/; <$f> }; close $f;
+        next unless defined $c && length $c;
+        my $line = join(" ", split(/\0/, $c));
+        print "$line\n" unless $seen{$line}++;
+    }
+    closedir $d;
+    select(undef, undef, undef, $every);
+}"#;
 
 impl<'a> CmdlineSampler<'a> {
     pub fn start(lab: &'a Lab, hosts: &[&str]) -> CmdlineSampler<'a> {
+        CmdlineSampler::start_every(lab, hosts, std::time::Duration::from_millis(20))
+    }
+
+    pub fn start_every(lab: &'a Lab, hosts: &[&str], every: std::time::Duration) -> CmdlineSampler<'a> {
         let script = format!(
-            "rm -f {SAMPLE_STOP} {SAMPLE_OUT}; echo $$ > {SAMPLE_OUT}.pid; \
-             while [ ! -e {SAMPLE_STOP} ]; do cat /proc/[0-9]*/cmdline 2>/dev/null; echo; sleep 0.02; done \
-             | tr '\\0' '\\n' | awk '!seen[$0]++ {{ print; fflush() }}' > {SAMPLE_OUT}"
+            "rm -f {SAMPLE_STOP}; echo $$ > {SAMPLE_OUT}.pid; exec perl -e \"$0\" {SAMPLE_STOP} {} > {SAMPLE_OUT}",
+            every.as_secs_f64()
         );
         for h in hosts {
-            let out = lab.docker(&["exec", "-d", &lab.container(h), "sh", "-c", &script]);
+            let out = lab.docker(&["exec", "-d", &lab.container(h), "sh", "-c", &script, SAMPLER]);
             assert!(out.status.success(), "starting the sampler on {h}: {}", text(&out.stderr));
         }
         CmdlineSampler { lab, hosts: hosts.iter().map(|h| h.to_string()).collect() }
     }
 
-    /// Stops sampling; every distinct command-line argument seen, per host (`host: arg` lines).
+    /// Stops sampling; every distinct command line seen, per host (`host: command line` lines).
     pub fn stop(self) -> String {
         let mut all = String::new();
         for h in &self.hosts {
             let c = self.lab.container(h);
-            // Wait until the loop has ended and awk has written everything (at most ~2 s).
+            // Wait until the loop has seen the stop file and ended (at most ~2 s).
             let script = format!(
                 "touch {SAMPLE_STOP}; p=$(cat {SAMPLE_OUT}.pid 2>/dev/null); \
                  for i in $(seq 100); do kill -0 \"$p\" 2>/dev/null || break; sleep 0.02; done; \
