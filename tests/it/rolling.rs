@@ -82,6 +82,12 @@ fn flags_on(lab: &Lab, master: &str, process: &str) -> String {
     text(&out.stdout)
 }
 
+/// `HH:MM:SS.mmm` (UTC) of seconds since the epoch, as the report's turns are written.
+fn clock(t: f64) -> String {
+    let ms = (t * 1000.0) as u64 % 86_400_000;
+    format!("{:02}:{:02}:{:02}.{:03}", ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000)
+}
+
 /// Applies `inventory` while polling; asserts the API answered throughout. Returns the report.
 fn apply_polled(lab: &Lab, inventory: &str) -> serde_json::Value {
     let poller = Poller::start(lab, "worker-1");
@@ -89,11 +95,24 @@ fn apply_polled(lab: &Lab, inventory: &str) -> serde_json::Value {
     let out = lab.groundwork(&["apply", "-i", inventory, "-o", "json"]);
     let polls = poller.stop();
     assert!(out.status.success(), "apply -i {inventory}:\n{}\n{}", text(&out.stderr), text(&out.stdout));
-    let failed = polls.iter().filter(|p| !p.1).count();
-    eprintln!("{inventory}: {} polls, {failed} failed, at most {} in a row", polls.len(), worst_outage(&polls));
+    let report = lab.json(&out);
+    let failed: Vec<String> = polls.iter().filter(|p| !p.1).map(|p| clock(p.0)).collect();
+    eprintln!(
+        "{inventory}: {} polls from {} to {}, {} failed ({failed:?}), at most {} in a row",
+        polls.len(),
+        polls.first().map(|p| clock(p.0)).unwrap_or_default(),
+        polls.last().map(|p| clock(p.0)).unwrap_or_default(),
+        failed.len(),
+        worst_outage(&polls)
+    );
+    for (phase, host, change) in changes(&report) {
+        if change.contains("one at a time") {
+            eprintln!("  {phase} {host}: {change}");
+        }
+    }
     assert!(polls.len() >= 10, "the poller ran: {polls:?}");
-    assert!(worst_outage(&polls) <= 1, "the API was unavailable for more than one poll in a row: {polls:?}");
-    lab.json(&out)
+    assert!(worst_outage(&polls) <= 1, "the API was unavailable for more than one poll in a row (failed polls above)");
+    report
 }
 
 /// The original inventory applied again and the copy removed, whatever the test did.

@@ -44,7 +44,9 @@ pub fn run<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Vec
         let files = vec![file("/etc/haproxy/haproxy.cfg", config, 0o644)];
         // It answers on its port again (a TCP accept: the API servers behind it may still be starting).
         let answers = format!("timeout 2 bash -c '</dev/tcp/127.0.0.1/{LOCAL_PROXY_PORT}'");
-        rolling_service(cluster, node, "haproxy", files, &answers).await
+        // A reload: HAProxy's master process hands its listening socket to the new worker, so
+        // the node's own endpoint never refuses a connection (a restart would, for a moment).
+        rolling_service(cluster, node, "haproxy", "reload", files, &answers).await
     }
     .boxed()
 }
@@ -88,16 +90,17 @@ async fn virtual_ip(cluster: &Cluster, node: &Node) -> Result<Vec<Change>, StepE
         "out=$(timeout 2 bash -c '</dev/tcp/{vip}/{port}' 2>&1) || echo \"$out\" | grep -q 'Connection refused'",
         port = cluster.api_port()
     );
-    rolling_service(cluster, node, "keepalived", files, &held).await
+    rolling_service(cluster, node, "keepalived", "restart", files, &held).await
 }
 
 /// Files a service reads, then the service enabled and running. A running service whose files
-/// changed is restarted in its turn of the phase's roll (one node at a time), then `healthy` must
-/// pass on the node before the next node restarts.
+/// changed is restarted (`how`: `restart` or `reload`) in its turn of the phase's roll (one node
+/// at a time), then `healthy` must pass on the node before the next node's turn.
 async fn rolling_service(
     cluster: &Cluster,
     node: &Node,
     service: &str,
+    how: &str,
     files: Vec<Task>,
     healthy: &str,
 ) -> Result<Vec<Change>, StepError> {
@@ -110,7 +113,7 @@ async fn rolling_service(
     }
     let turn = cluster.rolling_turn("endpoint", node).await?;
     let outcome = async {
-        node.ensure_all(vec![unit(true)]).await?;
+        node.sh(&format!("systemctl {how} {service}"), &format!("systemctl {how} {service}")).await?;
         wait_until(
             node,
             &format!("{service} healthy again"),
@@ -121,7 +124,8 @@ async fn rolling_service(
         .await
     }
     .await;
-    changes.push(turn.finish(&format!("restarted {service}"), outcome)?);
+    let done = if how == "reload" { "reloaded" } else { "restarted" };
+    changes.push(turn.finish(&format!("{done} {service}"), outcome)?);
     Ok(changes)
 }
 
