@@ -86,20 +86,21 @@ pub fn parse_targets(shown: &str) -> Vec<(i32, String, Vec<String>)> {
     let mut in_accounts = false;
     for line in shown.lines() {
         if let Some(rest) = line.strip_prefix("Target ") {
-            if let Some((tid, name)) = rest.split_once(": ") {
-                if let Ok(tid) = tid.parse() {
-                    targets.push((tid, name.trim().to_string(), vec![]));
-                }
+            if let Some((tid, name)) = rest.split_once(": ")
+                && let Ok(tid) = tid.parse()
+            {
+                targets.push((tid, name.trim().to_string(), vec![]));
             }
             in_accounts = false;
         } else if line.trim() == "Account information:" {
             in_accounts = true;
         } else if line.starts_with("    ") && !line.starts_with("     ") {
             in_accounts = false; // the next section of this target
-        } else if in_accounts && !line.trim().is_empty() {
-            if let Some(t) = targets.last_mut() {
-                t.2.push(line.trim().to_string());
-            }
+        } else if in_accounts
+            && !line.trim().is_empty()
+            && let Some(t) = targets.last_mut()
+        {
+            t.2.push(line.trim().to_string());
         }
     }
     targets
