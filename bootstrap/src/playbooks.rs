@@ -26,6 +26,7 @@ const TEMPLATES: &[(&str, &str)] = templates![
     "pod-routes.sh",
     "groundwork-pod-routes.service",
     "tgt-targets.conf",
+    "tgt-groundwork.conf",
     "ganesha.conf",
     "nfs-exports",
     "iscsid.conf",
@@ -78,5 +79,45 @@ mod tests {
         assert_eq!(engine().get_template_names().count(), TEMPLATES.len());
         let err = render("etcd.service", &serde_json::json!({})).unwrap_err().to_string();
         assert!(err.contains("etcd.service.tera") && err.contains("name"), "{err}");
+    }
+
+    #[test]
+    fn extra_args_continue_the_etcd_command_line_and_go_into_kubeadms_api_server() {
+        let etcd = |args: serde_json::Value| {
+            render(
+                "etcd.service",
+                &serde_json::json!({"name": "m1", "address": "10.0.0.1", "cluster": "c", "initial_cluster": "m1=x", "extra_args": args}),
+            )
+            .unwrap()
+        };
+        let plain = etcd(serde_json::json!({}));
+        assert!(plain.contains("--snapshot-count=10000\nRestart=always"), "{plain}");
+        let more = etcd(serde_json::json!({"quota-backend-bytes": "4294967296", "heartbeat-interval": "200"}));
+        assert!(
+            more.contains(
+                "--snapshot-count=10000 \\\n  --heartbeat-interval=200 \\\n  --quota-backend-bytes=4294967296\nRestart"
+            ),
+            "{more}"
+        );
+
+        let init = |token: Option<&str>, args: serde_json::Value| {
+            render(
+                "kubeadm-init.yaml",
+                &serde_json::json!({
+                    "phase": "apiserver", "token": token, "address": "10.0.0.1", "name": "m1", "api_port": 6443,
+                    "skip_phases": [], "cluster": "c", "kubernetes_version": "v1.33.3", "endpoint": "127.0.0.1:6444",
+                    "pod_cidr": "10.244.0.0/16", "service_cidr": "10.96.0.0/12", "cert_sans": ["127.0.0.1"],
+                    "api_server_args": args, "external_etcd": false, "etcd_endpoints": [], "cgroup_driver": "systemd",
+                    "kubelet": {},
+                }),
+            )
+            .unwrap()
+        };
+        let without = init(None, serde_json::json!({}));
+        assert!(!without.contains("bootstrapTokens") && !without.contains("extraArgs"), "{without}");
+        assert!(without.contains("kind: InitConfiguration\nlocalAPIEndpoint:"), "{without}");
+        let with = init(Some("abcdef.0123456789abcdef"), serde_json::json!({"event-ttl": "2h"}));
+        assert!(with.contains("bootstrapTokens:\n  - token: \"abcdef.0123456789abcdef\""), "{with}");
+        assert!(with.contains("  extraArgs:\n    - name: event-ttl\n      value: \"2h\"\n"), "{with}");
     }
 }

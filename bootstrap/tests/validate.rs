@@ -195,3 +195,28 @@ fn the_sdc_example_is_only_missing_the_operators_files() {
         assert!(e.message.contains("does not exist"), "unexpected error in the example: {e}");
     }
 }
+
+#[test]
+fn extra_args_must_be_flags_with_one_word_values_and_not_groundworks_own() {
+    let f = Fixture::new("extra-args");
+    let good = BASE.replace(
+        "  nodeNetwork: 192.168.50.0/24\n",
+        "  nodeNetwork: 192.168.50.0/24\n  apiServer:\n    extraArgs: {event-ttl: 2h}\n  etcdExtraArgs: {quota-backend-bytes: \"4294967296\"}\n",
+    );
+    inventory::load(&f.write(&good)).unwrap_or_else(|e| panic!("valid extra args refused: {e}"));
+
+    let bad = BASE.replace(
+        "  nodeNetwork: 192.168.50.0/24\n",
+        "  nodeNetwork: 192.168.50.0/24\n  apiServer:\n    extraArgs: {--event-ttl: 2h, audit-log-path: \"/var/log/a b\"}\n  \
+         etcdExtraArgs: {data-dir: /tmp/x}\n",
+    );
+    let d = errors_of(&f.write(&bad));
+    let said = |path: &str, text: &str| d.iter().any(|d| d.path == path && d.message.contains(text));
+    assert!(said("cluster.apiServer.extraArgs.--event-ttl", "is not a flag name"), "{d:#?}");
+    assert!(said("cluster.apiServer.extraArgs.audit-log-path", "blanks"), "{d:#?}");
+    assert!(said("cluster.etcdExtraArgs.data-dir", "set by groundwork itself"), "{d:#?}");
+
+    let stacked = good.replace("  apiServer:", "  etcd: stacked\n  apiServer:");
+    let d = errors_of(&f.write(&stacked));
+    assert!(d.iter().any(|d| d.path == "cluster.etcdExtraArgs" && d.message.contains("external etcd only")), "{d:#?}");
+}

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use groundwork_lab_tests::{Lab, changes, text};
+use groundwork_lab_tests::{CmdlineSampler, Lab, changes, lab_secrets, leaked, text};
 
 /// `kubectl apply -f -` on master-1 with `manifests` on stdin.
 fn kubectl_apply(lab: &Lab, manifests: &str) -> std::process::Output {
@@ -41,6 +41,10 @@ fn kubectl(lab: &Lab, args: &str) -> String {
 fn apply_makes_a_ready_ha_cluster_and_a_second_apply_changes_nothing() {
     let lab = Lab::require();
     let started = Instant::now();
+    // Every node's command lines are sampled during the first apply and its resumption: no
+    // secret of the inventory or the state may show up in any of them.
+    let hosts: Vec<&str> = lab.inventory.hosts.iter().map(|h| h.name.as_str()).collect();
+    let sampler = CmdlineSampler::start(&lab, &hosts);
     // The first apply loses worker-4 midway (killed once it has its packages: on bare hosts, while
     // the bundle is uploaded); the others must finish and the report must name it.
     let interrupted = apply_killing_a_worker_midway(&lab, "worker-4");
@@ -66,6 +70,9 @@ fn apply_makes_a_ready_ha_cluster_and_a_second_apply_changes_nothing() {
     lab.wait_for_ssh("worker-4");
     let out = lab.groundwork(&["apply", "-i", "inventory/lab.yaml", "-o", "json"]);
     let first_took = started.elapsed();
+    let sampled = sampler.stop();
+    assert!(sampled.contains("groundwork-agent"), "the sampler saw the apply");
+    assert_eq!(leaked(&sampled, &lab_secrets(&lab)), Vec::<String>::new(), "secrets on command lines during apply");
     let stderr = text(&out.stderr);
     assert!(out.status.success(), "apply failed:\n{stderr}\n{}", text(&out.stdout));
     let report = lab.json(&out);

@@ -4,7 +4,7 @@
 //! every target is there with the right size, whether CHAP and the initiator ACL refuse what
 //! they should, and whether a file written over NFS by one worker reads back on another.
 
-use groundwork_lab_tests::{Lab, changes, text};
+use groundwork_lab_tests::{CmdlineSampler, Lab, changes, lab_secrets, leaked, text};
 
 const PHASES: &str = "storage-server,storage-clients";
 const STORAGE: &str = "10.78.0.21";
@@ -113,4 +113,89 @@ fn volumes_are_served_to_the_workers_and_nothing_else() {
     let report = lab.json(&again);
     let changed = changes(&report);
     assert!(changed.is_empty(), "a second run changed: {changed:?}");
+}
+
+/// How many of the 12 targets have `groundwork` as their incoming CHAP account, as tgtd says.
+fn targets_with_chap(lab: &Lab) -> usize {
+    let shown = text(&lab.sh_in("storage-1", "tgtadm --mode target --op show").stdout);
+    shown.split("Target ").skip(1).filter(|t| t.contains("Account information:\n        groundwork\n")).count()
+}
+
+/// tgt-admin passes an account's secret on tgtadm's command line when tgtd lacks the account.
+/// groundwork's agent makes the account first, over tgtd's socket: when apply makes the targets
+/// again, and when tgt starts (groundwork's drop-in, before tgt-admin). storage-1's command lines
+/// are sampled throughout; the CHAP secret is on none, and CHAP still admits the right secret.
+#[test]
+fn the_chap_secret_is_on_no_command_line_when_targets_are_made() {
+    let lab = Lab::require();
+    let apply = || {
+        let out = lab.groundwork(&["apply", "-i", "inventory/lab.yaml", "--only", "storage-server", "-o", "json"]);
+        assert!(out.status.success(), "{}\n{}", text(&out.stderr), text(&out.stdout));
+        out
+    };
+    apply();
+    let secrets = lab_secrets(&lab);
+    let fast = std::time::Duration::from_millis(2);
+
+    // The control: tgt-admin's own way (tgtd without the account) puts the secret on tgtadm's
+    // command line, and this sampler sees it (tgtadm lives about a millisecond: a few tries).
+    let seen = (0..5).any(|_| {
+        let sampler = CmdlineSampler::start_every(&lab, &["storage-1"], fast);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        lab.sh_in(
+            "storage-1",
+            "tgtadm --mode account --op delete --user groundwork; tgt-admin --update ALL >/dev/null",
+        );
+        !leaked(&sampler.stop(), &secrets).is_empty()
+    });
+    assert!(seen, "the sampler never saw tgt-admin's tgtadm --password: it cannot prove anything");
+
+    // tgtd forgets the account and every target: apply makes them again.
+    let sampler = CmdlineSampler::start_every(&lab, &["storage-1"], fast);
+    let forget = lab.sh_in(
+        "storage-1",
+        "tgt-admin --update ALL -c /dev/null -f >/dev/null && tgtadm --mode account --op delete --user groundwork",
+    );
+    assert!(forget.status.success(), "{}", text(&forget.stderr));
+    let out = apply();
+    let sampled = sampler.stop();
+    let made = changes(&lab.json(&out));
+    assert!(made.iter().any(|(_, _, c)| c.contains("made the CHAP account groundwork")), "{made:?}");
+    assert!(sampled.contains("tgt-admin --update ALL"), "the sampler saw tgt-admin run:\n{sampled}");
+    assert_eq!(
+        leaked(&sampled, &secrets),
+        Vec::<String>::new(),
+        "a secret on a command line while apply made the targets"
+    );
+    assert_eq!(targets_with_chap(&lab), 12, "every target requires CHAP again");
+
+    // tgt restarted (as at boot): the drop-in makes the account before tgt-admin reads the targets.
+    let sampler = CmdlineSampler::start_every(&lab, &["storage-1"], fast);
+    let restarted = lab.sh_in("storage-1", "systemctl restart tgt");
+    let sampled = sampler.stop();
+    assert!(restarted.status.success(), "{}", text(&restarted.stderr));
+    let said = text(
+        &lab.sh_in(
+            "storage-1",
+            "journalctl --no-pager -o cat _SYSTEMD_INVOCATION_ID=$(systemctl show -p InvocationID --value tgt)",
+        )
+        .stdout,
+    );
+    assert!(said.contains("made the CHAP account groundwork in tgtd"), "the drop-in's step made the account:\n{said}");
+    assert_eq!(leaked(&sampled, &secrets), Vec::<String>::new(), "a secret on a command line while tgt started");
+    assert_eq!(targets_with_chap(&lab), 12, "every target requires CHAP after tgt's restart");
+
+    // And CHAP admits the inventory's secret, and nothing else.
+    let worker1 = initiator_of(&lab, "worker-1");
+    let listed = iscsi(&lab, "worker-1", &worker1, &chap_password(&lab), "iscsi-ls -s", "");
+    assert!(listed.status.success(), "iscsi-ls with the right secret: {}", text(&listed.stderr));
+    assert_eq!(text(&listed.stdout).matches("Target:").count(), 12);
+    let refused = iscsi(&lab, "worker-1", &worker1, "not-the-secret", "iscsi-ls -s", "");
+    assert!(
+        !refused.status.success() || text(&refused.stdout).matches("Target:").count() == 0,
+        "a wrong secret is refused"
+    );
+
+    // A re-apply finds it all in place.
+    assert!(changes(&lab.json(&apply())).is_empty(), "a second apply changes nothing");
 }

@@ -162,3 +162,110 @@ pub fn text(bytes: &[u8]) -> String {
 pub fn file_digest(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
+
+/// Samples every process's command line (`/proc/*/cmdline`) inside lab containers, continuously:
+/// a loop in each container (perl, which every Debian has), started with `docker exec`, reading
+/// every process's command line every `every` (20 ms by default) and keeping each distinct one
+/// once. A secret on any command line during the sampled time shows up in `stop`'s text. A
+/// process that lives less than the interval can be missed; `start_every` samples faster.
+pub struct CmdlineSampler<'a> {
+    lab: &'a Lab,
+    hosts: Vec<String>,
+}
+
+const SAMPLE_OUT: &str = "/tmp/gw-cmdline-sample";
+const SAMPLE_STOP: &str = "/tmp/gw-cmdline-sample.stop";
+const SAMPLER: &str = r#"$| = 1; my ($stop, $every) = @ARGV; my %seen;
+until (-e $stop) {
+    opendir(my $d, "/proc") or die "/proc: $!";
+    for my $p (grep { /^\d+$/ } readdir $d) {
+        open(my $f, "<", "/proc/$p/cmdline") or next;
+        my $c = do { local $/; <$f> }; close $f;
+        next unless defined $c && length $c;
+        my $line = join(" ", split(/\0/, $c));
+        print "$line\n" unless $seen{$line}++;
+    }
+    closedir $d;
+    select(undef, undef, undef, $every);
+}"#;
+
+impl<'a> CmdlineSampler<'a> {
+    pub fn start(lab: &'a Lab, hosts: &[&str]) -> CmdlineSampler<'a> {
+        CmdlineSampler::start_every(lab, hosts, std::time::Duration::from_millis(20))
+    }
+
+    pub fn start_every(lab: &'a Lab, hosts: &[&str], every: std::time::Duration) -> CmdlineSampler<'a> {
+        let script = format!(
+            "rm -f {SAMPLE_STOP}; echo $$ > {SAMPLE_OUT}.pid; exec perl -e \"$0\" {SAMPLE_STOP} {} > {SAMPLE_OUT}",
+            every.as_secs_f64()
+        );
+        for h in hosts {
+            let out = lab.docker(&["exec", "-d", &lab.container(h), "sh", "-c", &script, SAMPLER]);
+            assert!(out.status.success(), "starting the sampler on {h}: {}", text(&out.stderr));
+        }
+        CmdlineSampler { lab, hosts: hosts.iter().map(|h| h.to_string()).collect() }
+    }
+
+    /// Stops sampling; every distinct command line seen, per host (`host: command line` lines).
+    pub fn stop(self) -> String {
+        let mut all = String::new();
+        for h in &self.hosts {
+            let c = self.lab.container(h);
+            // Wait until the loop has seen the stop file and ended (at most ~2 s).
+            let script = format!(
+                "touch {SAMPLE_STOP}; p=$(cat {SAMPLE_OUT}.pid 2>/dev/null); \
+                 for i in $(seq 100); do kill -0 \"$p\" 2>/dev/null || break; sleep 0.02; done; \
+                 cat {SAMPLE_OUT} 2>/dev/null; rm -f {SAMPLE_OUT} {SAMPLE_OUT}.pid {SAMPLE_STOP}"
+            );
+            let out = self.lab.docker(&["exec", &c, "sh", "-c", &script]);
+            for line in text(&out.stdout).lines() {
+                all.push_str(&format!("{h}: {line}\n"));
+            }
+        }
+        all
+    }
+}
+
+/// Every secret of the lab's inventory and cluster state, by name: the bootstrap token's secret,
+/// the CHAP and sudo passwords, the database passwords, and each body line of every private key.
+pub fn lab_secrets(lab: &Lab) -> Vec<(String, String)> {
+    let mut secrets = vec![];
+    let state = lab.root.join("inventory/.groundwork/gwlab");
+    let token: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(state.join("pki/bootstrap-token")).unwrap_or_default())
+            .unwrap_or_default();
+    if let Some(secret) = token["token"].as_str().and_then(|t| t.split('.').nth(1)) {
+        secrets.push(("the bootstrap token's secret".to_string(), secret.to_string()));
+    }
+    for dir in [lab.state.join("secrets"), state.join("secrets")] {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let value = std::fs::read_to_string(entry.path()).unwrap_or_default().trim().to_string();
+            if value.len() >= 8 {
+                secrets.push((entry.path().display().to_string(), value));
+            }
+        }
+    }
+    fn keys(dir: &Path, out: &mut Vec<(String, String)>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                keys(&path, out);
+            } else if path.extension().is_some_and(|e| e == "key") {
+                let pem = std::fs::read_to_string(&path).unwrap_or_default();
+                for line in pem.lines().filter(|l| !l.starts_with("-----") && l.len() >= 16) {
+                    out.push((path.display().to_string(), line.to_string()));
+                }
+            }
+        }
+    }
+    keys(&state.join("pki"), &mut secrets);
+    secrets
+}
+
+/// The secrets of `secrets` that occur in `sampled`, by name (what leaked, never the value).
+pub fn leaked(sampled: &str, secrets: &[(String, String)]) -> Vec<String> {
+    let mut names: Vec<String> =
+        secrets.iter().filter(|(_, value)| sampled.contains(value.as_str())).map(|(name, _)| name.clone()).collect();
+    names.dedup();
+    names
+}

@@ -87,6 +87,10 @@ pub enum Task {
     /// Images imported into containerd's namespace from an image tarball on the node, skipped
     /// when every image named in it is already there.
     ImportImages { archive: String, namespace: String, images: Vec<String> },
+    /// tgtd's incoming CHAP account from a root-only file (user line, password line), made over
+    /// tgtd's management socket so the secret is on no command line, and bound to these targets
+    /// (by IQN) where tgtd has them.
+    TgtAccount { file: String, targets: Vec<String> },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -18,6 +18,7 @@ mod service;
 mod sparse;
 mod swap;
 mod sysctl;
+pub mod tgt;
 
 use groundwork_protocol::tasks::{Ensure, Report, Task};
 
@@ -37,6 +38,7 @@ pub fn ensure(e: Ensure) -> Result<Report, String> {
         Task::HostsBlock { entries } => hosts::ensure(&entries, dry),
         Task::SparseFile { path, size, mode } => sparse::ensure(&path, size, mode, dry),
         Task::ImportImages { archive, namespace, images } => images::ensure(&archive, &namespace, &images, dry),
+        Task::TgtAccount { file, targets } => tgt::ensure(&file, &targets, dry),
     }
 }
 

@@ -91,6 +91,25 @@ pub struct ClusterSettings {
     /// Kubelet settings that differ from Kubernetes' defaults.
     #[serde(default)]
     pub kubelet: KubeletSettings,
+    /// API server settings that differ from kubeadm's defaults. A change is applied on a re-run,
+    /// one master at a time, each API server ready again before the next.
+    #[serde(default)]
+    pub api_server: ApiServerSettings,
+    /// Extra flags for every external etcd member (`cluster.etcd: external`), without the leading
+    /// `--`, e.g. `{quota-backend-bytes: "4294967296"}`. They are on etcd's command line: never a
+    /// secret here. A change restarts the members one at a time, the cluster healthy in between.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub etcd_extra_args: BTreeMap<String, String>,
+}
+
+/// API server settings (kubeadm's `ClusterConfiguration.apiServer`).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApiServerSettings {
+    /// Extra kube-apiserver flags, without the leading `--`, e.g. `{event-ttl: 2h}`; they replace
+    /// kubeadm's value of the same flag. They are on the API server's command line: never a secret here.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra_args: BTreeMap<String, String>,
 }
 
 /// Kubelet settings (the cluster's KubeletConfiguration, set at `kubeadm init`).

@@ -7,7 +7,9 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use super::diagnostic::{Diagnostics, Severity};
-use super::model::{BackingKind, Cni, EndpointMode, Inventory, PackageSource, Role, SshOverride, VolumeProtocol};
+use super::model::{
+    BackingKind, Cni, EndpointMode, EtcdMode, Inventory, PackageSource, Role, SshOverride, VolumeProtocol,
+};
 use super::resolve_path;
 use super::source_map::SourceMap;
 use super::values::{Cidr, SecretRef};
@@ -83,6 +85,15 @@ impl<'a> Checker<'a> {
                 "set the high threshold at most 100 and the low one below it (defaults: 85 and 80)",
             );
         }
+        self.extra_args("cluster.apiServer.extraArgs", &c.api_server.extra_args, &[]);
+        self.extra_args("cluster.etcdExtraArgs", &c.etcd_extra_args, ETCD_FLAGS_OF_GROUNDWORK);
+        if c.etcd == EtcdMode::Stacked && !c.etcd_extra_args.is_empty() {
+            self.error(
+                "cluster.etcdExtraArgs",
+                "applies to the external etcd only; kubeadm runs a stacked etcd",
+                "remove it, or set `cluster.etcd: external`",
+            );
+        }
         if !is_dns_label(&c.name) {
             self.error(
                 "cluster.name",
@@ -110,6 +121,39 @@ impl<'a> Checker<'a> {
                 "remove it, or set `mode: external` or `mode: vip` to use this address",
             ),
             _ => {}
+        }
+    }
+
+    /// Flags for a command line: a flag name, and a value that stays one word in a systemd unit
+    /// and one string in kubeadm's YAML.
+    fn extra_args(&mut self, path: &str, args: &std::collections::BTreeMap<String, String>, reserved: &[&str]) {
+        for (name, value) in args {
+            let at = format!("{path}.{name}");
+            let good_name = name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+                && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            if !good_name {
+                self.error(
+                    &at,
+                    format!("`{name}` is not a flag name"),
+                    "write the flag without the leading `--`: lower-case letters, digits and `-`",
+                );
+            } else if reserved.contains(&name.as_str()) {
+                self.error(
+                    &at,
+                    format!("`--{name}` is set by groundwork itself"),
+                    "remove it: groundwork derives it from the inventory and the cluster's PKI",
+                );
+            } else if value.is_empty()
+                || value
+                    .chars()
+                    .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '"' | '\\' | '\'' | '$' | '%'))
+            {
+                self.error(
+                    &at,
+                    "is empty or holds blanks, quotes, `\\`, `$` or `%`",
+                    "write one word (a list as `a,b`); these characters would change how the command line is read",
+                );
+            }
         }
     }
 
@@ -550,6 +594,29 @@ impl<'a> Checker<'a> {
         }
     }
 }
+
+/// The etcd flags groundwork's unit sets (playbooks/templates/etcd.service.tera).
+const ETCD_FLAGS_OF_GROUNDWORK: &[&str] = &[
+    "name",
+    "data-dir",
+    "listen-client-urls",
+    "advertise-client-urls",
+    "listen-peer-urls",
+    "initial-advertise-peer-urls",
+    "initial-cluster",
+    "initial-cluster-state",
+    "initial-cluster-token",
+    "listen-metrics-urls",
+    "client-cert-auth",
+    "trusted-ca-file",
+    "cert-file",
+    "key-file",
+    "peer-client-cert-auth",
+    "peer-trusted-ca-file",
+    "peer-cert-file",
+    "peer-key-file",
+    "snapshot-count",
+];
 
 fn is_dns_label(s: &str) -> bool {
     !s.is_empty()

@@ -204,6 +204,11 @@ impl Ctx<'_> {
             if let Some(e) = journal_error {
                 b.journal_error.get_or_insert(e);
             }
+            // A host a one-at-a-time phase stopped before is out too (a master that was not joined).
+            let stopped_before = phase.serial && matches!(result.outcome, HostOutcome::Skipped { .. });
+            if stopped_before {
+                b.failed.entry(result.host.clone()).or_insert_with(|| phase.name.to_string());
+            }
             if let HostOutcome::Failed { .. } = result.outcome {
                 b.failed.entry(result.host.clone()).or_insert_with(|| phase.name.to_string());
                 if phase.critical {

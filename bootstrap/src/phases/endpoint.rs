@@ -7,10 +7,14 @@
 //! server answers (workers need nothing). With `external`, the operator's load balancer is the
 //! endpoint and nothing is installed here.
 
+use std::time::Duration;
+
 use futures::FutureExt;
 use futures::future::BoxFuture;
+use groundwork_protocol::Task;
 
 use super::node::file;
+use super::rolling::wait_until;
 use super::{Change, Cluster, Node, StepError};
 use crate::inventory::EndpointMode;
 use crate::playbooks;
@@ -37,7 +41,12 @@ pub fn run<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Vec
                 "masters": masters,
             }),
         )?;
-        node.ensure_service_with("haproxy", vec![file("/etc/haproxy/haproxy.cfg", config, 0o644)]).await
+        let files = vec![file("/etc/haproxy/haproxy.cfg", config, 0o644)];
+        // It answers on its port again (a TCP accept: the API servers behind it may still be starting).
+        let answers = format!("timeout 2 bash -c '</dev/tcp/127.0.0.1/{LOCAL_PROXY_PORT}'");
+        // A reload: HAProxy's master process hands its listening socket to the new worker, so
+        // the node's own endpoint never refuses a connection (a restart would, for a moment).
+        rolling_service(cluster, node, "haproxy", "reload", files, &answers).await
     }
     .boxed()
 }
@@ -75,7 +84,49 @@ async fn virtual_ip(cluster: &Cluster, node: &Node) -> Result<Vec<Change>, StepE
         file("/etc/keepalived/check-apiserver.sh", playbooks::render("check-apiserver.sh", &values)?, 0o755),
         file("/etc/keepalived/keepalived.conf", playbooks::render("keepalived.conf", &values)?, 0o644),
     ];
-    node.ensure_service_with("keepalived", files).await
+    // Someone holds the address again: a TCP answer or refusal from it (nothing answers when
+    // nobody holds it), so this works before the API servers run too.
+    let held = format!(
+        "out=$(timeout 2 bash -c '</dev/tcp/{vip}/{port}' 2>&1) || echo \"$out\" | grep -q 'Connection refused'",
+        port = cluster.api_port()
+    );
+    rolling_service(cluster, node, "keepalived", "restart", files, &held).await
+}
+
+/// Files a service reads, then the service enabled and running. A running service whose files
+/// changed is restarted (`how`: `restart` or `reload`) in its turn of the phase's roll (one node
+/// at a time), then `healthy` must pass on the node before the next node's turn.
+async fn rolling_service(
+    cluster: &Cluster,
+    node: &Node,
+    service: &str,
+    how: &str,
+    files: Vec<Task>,
+    healthy: &str,
+) -> Result<Vec<Change>, StepError> {
+    let unit = |restart| Task::Service { name: service.into(), enabled: true, running: true, restart };
+    let mut changes = node.ensure_all(files).await?;
+    if changes.is_empty() || node.dry_run() || !node.test(&format!("systemctl is-active -q {service}")).await? {
+        let restart = !changes.is_empty();
+        changes.extend(node.ensure_all(vec![unit(restart)]).await?);
+        return Ok(changes);
+    }
+    let turn = cluster.rolling_turn("endpoint", node).await?;
+    let outcome = async {
+        node.sh(&format!("systemctl {how} {service}"), &format!("systemctl {how} {service}")).await?;
+        wait_until(
+            node,
+            &format!("{service} healthy again"),
+            Duration::from_secs(30),
+            Duration::from_millis(200),
+            healthy,
+        )
+        .await
+    }
+    .await;
+    let done = if how == "reload" { "reloaded" } else { "restarted" };
+    changes.push(turn.finish(&format!("{done} {service}"), outcome)?);
+    Ok(changes)
 }
 
 /// A VRRP router id (1-255) of the cluster's own, so that two clusters on one segment differ.

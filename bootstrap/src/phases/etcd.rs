@@ -41,6 +41,7 @@ pub fn run<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Vec
                 "address": node.address(),
                 "cluster": cluster.inventory.cluster.name,
                 "initial_cluster": initial_cluster,
+                "extra_args": cluster.inventory.cluster.etcd_extra_args,
             }),
         )?;
         let mut changes = node.ensure_all(vec![file(UNIT, unit, 0o644)]).await?;
@@ -50,10 +51,21 @@ pub fn run<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Vec
             }
             return Ok(changes);
         }
-        let restart = !changes.is_empty() && node.test("systemctl is-active -q etcd").await?;
-        changes.extend(
-            node.ensure_all(vec![Task::Service { name: "etcd".into(), enabled: true, running: true, restart }]).await?,
-        );
+        let service = |restart| Task::Service { name: "etcd".into(), enabled: true, running: true, restart };
+        if !changes.is_empty() && node.test("systemctl is-active -q etcd").await? {
+            // A running member whose unit changed: one member at a time, the cluster healthy
+            // again (every member answering) before the next, so quorum is never at stake.
+            let turn = cluster.rolling_turn("etcd", node).await?;
+            let outcome = async {
+                node.ensure_all(vec![service(true)]).await?;
+                wait_healthy(cluster, node).await
+            }
+            .await;
+            changes.push(turn.finish("restarted etcd", outcome)?);
+            return Ok(changes);
+        }
+        // A first start is not rolled: a new member waits for its peers to form the cluster.
+        changes.extend(node.ensure_all(vec![service(false)]).await?);
         wait_healthy(cluster, node).await?;
         Ok(changes)
     }

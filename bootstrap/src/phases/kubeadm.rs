@@ -12,6 +12,11 @@ use crate::pki::BootstrapToken;
 use crate::playbooks;
 
 const CONFIG_DIR: &str = "/etc/kubernetes/groundwork";
+/// The first master's init configuration (0600: it holds the bootstrap token).
+const INIT_CONFIG: &str = "/etc/kubernetes/groundwork/kubeadm-init.yaml";
+/// Every master's configuration for `kubeadm init phase control-plane` (no token in it).
+const CONTROL_PLANE_CONFIG: &str = "/etc/kubernetes/groundwork/kubeadm-control-plane.yaml";
+const APISERVER_MANIFEST: &str = "/etc/kubernetes/manifests/kube-apiserver.yaml";
 pub const ADMIN_CONF: &str = "/etc/kubernetes/admin.conf";
 const KUBELET_CONF: &str = "/etc/kubernetes/kubelet.conf";
 
@@ -38,6 +43,46 @@ async fn skip_phases(cluster: &Cluster) -> Result<Vec<&'static str>, StepError> 
     Ok(if has_coredns { vec![] } else { vec!["addon/coredns"] })
 }
 
+/// What kubeadm-init.yaml is rendered from for `node`: the cluster's configuration with this
+/// master's own address. The bootstrap token only where it is needed (init, on the first master).
+async fn control_plane_values(
+    cluster: &Cluster,
+    node: &Node,
+    phase: &str,
+    token: Option<&BootstrapToken>,
+) -> Result<serde_json::Value, StepError> {
+    let c = &cluster.inventory.cluster;
+    let masters = cluster.masters();
+    let mut sans: Vec<String> = vec!["127.0.0.1".into(), "localhost".into()];
+    for m in &masters {
+        sans.push(m.address.clone());
+        sans.push(m.name.clone());
+    }
+    if let Some(a) = &c.control_plane_endpoint.address {
+        sans.push(a.clone());
+    }
+    let etcd_endpoints: Vec<String> = masters.iter().map(|m| format!("https://{}:2379", m.address)).collect();
+    Ok(serde_json::json!({
+        "phase": phase,
+        "token": token.map(|t| t.expose_secret().to_string()),
+        "address": node.address(),
+        "name": node.name(),
+        "api_port": cluster.api_port(),
+        "skip_phases": skip_phases(cluster).await?,
+        "cluster": c.name,
+        "kubernetes_version": c.kubernetes_version,
+        "endpoint": cluster.endpoint(),
+        "pod_cidr": c.pod_cidr.0.to_string(),
+        "service_cidr": c.service_cidr.0.to_string(),
+        "cert_sans": sans,
+        "api_server_args": c.api_server.extra_args,
+        "external_etcd": cluster.external_etcd(),
+        "etcd_endpoints": etcd_endpoints,
+        "cgroup_driver": super::runtime::cgroup_driver(node),
+        "kubelet": c.kubelet,
+    }))
+}
+
 pub fn init<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Vec<Change>, StepError>> {
     async move {
         let c = &cluster.inventory.cluster;
@@ -45,38 +90,10 @@ pub fn init<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Ve
         if node.dry_run() && !cluster.state.pki_dir().join("ca.crt").exists() {
             return Ok(vec![Change::new(format!("kubeadm init (Kubernetes {})", c.kubernetes_version))]);
         }
-        let masters = cluster.masters();
-        let mut sans: Vec<String> = vec!["127.0.0.1".into(), "localhost".into()];
-        for m in &masters {
-            sans.push(m.address.clone());
-            sans.push(m.name.clone());
-        }
-        if let Some(a) = &c.control_plane_endpoint.address {
-            sans.push(a.clone());
-        }
-        let etcd_endpoints: Vec<String> = masters.iter().map(|m| format!("https://{}:2379", m.address)).collect();
         let token = token(cluster).await?;
-        let config = playbooks::render(
-            "kubeadm-init.yaml",
-            &serde_json::json!({
-                "token": token.expose_secret(),
-                "address": node.address(),
-                "name": node.name(),
-                "api_port": cluster.api_port(),
-                "skip_phases": skip_phases(cluster).await?,
-                "cluster": c.name,
-                "kubernetes_version": c.kubernetes_version,
-                "endpoint": cluster.endpoint(),
-                "pod_cidr": c.pod_cidr.0.to_string(),
-                "service_cidr": c.service_cidr.0.to_string(),
-                "cert_sans": sans,
-                "external_etcd": cluster.external_etcd(),
-                "etcd_endpoints": etcd_endpoints,
-                "cgroup_driver": super::runtime::cgroup_driver(node),
-                "kubelet": cluster.inventory.cluster.kubelet,
-            }),
-        )?;
-        let file = format!("{CONFIG_DIR}/kubeadm-init.yaml");
+        let config =
+            playbooks::render("kubeadm-init.yaml", &control_plane_values(cluster, node, "init", Some(&token)).await?)?;
+        let file = INIT_CONFIG.to_string();
         let mut changes = node.ensure_all(vec![config_file(file.clone(), config)]).await?;
         if node.test(&format!("test -s {ADMIN_CONF}")).await? {
             changes.extend(node.ensure_all(vec![kubelet_enabled()]).await?);
@@ -140,12 +157,14 @@ async fn ensure_token_in_cluster(cluster: &Cluster, token: &BootstrapToken) -> R
     if list.lines().any(|l| l.trim().starts_with(&format!("{}.", token.id()))) {
         return Ok(());
     }
-    // The secret goes through stdin, never onto a command line (where `ps` would show it).
-    let cmd =
-        format!("read -r t; /usr/local/bin/kubeadm token create \"$t\" --kubeconfig {ADMIN_CONF} --ttl 24h >/dev/null");
-    let mut stdin = token.expose_secret().as_bytes().to_vec();
-    stdin.push(b'\n');
-    let out = master.session.exec_privileged(&cmd, Some(&stdin)).await?;
+    // kubeadm takes the token from init's configuration file (0600), which holds the controller's
+    // token: never on a command line, where /proc would show it to every user of the master.
+    let id = token.id();
+    let cmd = format!(
+        "grep -q 'token: \"{id}\\.' {INIT_CONFIG} || {{ echo '{INIT_CONFIG} does not hold the bootstrap token {id}: run apply with phase init' >&2; exit 1; }}; \
+         /usr/local/bin/kubeadm token create --config {INIT_CONFIG} --kubeconfig {ADMIN_CONF} >/dev/null"
+    );
+    let out = master.session.exec_privileged(&cmd, None).await?;
     if !out.success() {
         return Err(StepError::new(format!(
             "{}: could not renew the bootstrap token: {}",
@@ -207,4 +226,89 @@ pub fn join_master<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Re
 
 pub fn join_worker<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Vec<Change>, StepError>> {
     join(cluster, node, false).boxed()
+}
+
+/// apiserver: every master's API server with the inventory's settings. kubeadm init writes them
+/// once; a later change is applied here: each master renders its control-plane configuration, and
+/// where it differs (or the running manifest lacks a wanted flag) regenerates its API server's
+/// static pod with `kubeadm init phase control-plane apiserver`, one master at a time, each ready
+/// again (its own /readyz) before the next. The first master then stores the configuration in the
+/// cluster (kubeadm-config), so that a master joined later gets the same settings.
+pub fn api_server_settings<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Vec<Change>, StepError>> {
+    async move {
+        // Not a control-plane node (yet): init or join makes it one, with these settings.
+        if !node.test(&format!("test -s {APISERVER_MANIFEST}")).await? {
+            return Ok(vec![]);
+        }
+        let values = control_plane_values(cluster, node, "apiserver", None).await?;
+        let config = playbooks::render("kubeadm-init.yaml", &values)?;
+        let mut changes = node.ensure_all(vec![config_file(CONTROL_PLANE_CONFIG.into(), config)]).await?;
+        let args = &cluster.inventory.cluster.api_server.extra_args;
+        let present =
+            args.iter().map(|(k, v)| format!("grep -qxF -e '    - --{k}={v}' {APISERVER_MANIFEST}")).collect::<Vec<_>>();
+        if changes.is_empty() && (present.is_empty() || node.test(&present.join(" && ")).await?) {
+            return Ok(changes);
+        }
+        if node.dry_run() {
+            changes.push(Change::new("would regenerate the API server's static pod (settings changed), one master at a time"));
+            return Ok(changes);
+        }
+        let turn = cluster.rolling_turn("apiserver", node).await?;
+        let before = manifest_digest(node).await?;
+        let old_pid = node.sh("finding the API server", "pgrep -xo kube-apiserver || true").await?;
+        let outcome = async {
+            node.sh(
+                "kubeadm init phase control-plane apiserver",
+                &format!("/usr/local/bin/kubeadm init phase control-plane apiserver --config {CONTROL_PLANE_CONFIG}"),
+            )
+            .await?;
+            if manifest_digest(node).await? == before {
+                return Ok(false);
+            }
+            wait_api_server_restarted(cluster, node, old_pid.trim()).await?;
+            Ok(true)
+        }
+        .await;
+        match outcome {
+            Ok(false) => drop(turn),
+            Ok(true) => changes.push(turn.finish("regenerated the API server's static pod", Ok(()))?),
+            Err(e) => {
+                turn.finish("regenerating the API server's static pod", Err(e))?;
+            }
+        }
+        if cluster.first_master().is_some_and(|m| m.name == node.name()) {
+            node.sh(
+                "kubeadm init phase upload-config kubeadm",
+                &format!(
+                    "/usr/local/bin/kubeadm init phase upload-config kubeadm --config {CONTROL_PLANE_CONFIG} --kubeconfig {ADMIN_CONF}"
+                ),
+            )
+            .await?;
+        }
+        Ok(changes)
+    }
+    .boxed()
+}
+
+async fn manifest_digest(node: &Node) -> Result<String, StepError> {
+    node.sh("reading the API server's manifest", &format!("sha256sum {APISERVER_MANIFEST}")).await
+}
+
+/// The kubelet replaced the API server process `old` with a new one, and the new one is ready: asked of this
+/// master's own API server, not through a load balancer that might answer from another master.
+async fn wait_api_server_restarted(cluster: &Cluster, node: &Node, old: &str) -> Result<(), StepError> {
+    let replaced = if old.is_empty() { "true".to_string() } else { format!("! kill -0 {old} 2>/dev/null") };
+    let ready = format!(
+        "{replaced} && /usr/local/bin/kubectl --kubeconfig {ADMIN_CONF} --server https://127.0.0.1:{} \
+         --request-timeout=3s get --raw /readyz",
+        cluster.api_port()
+    );
+    super::rolling::wait_until(
+        node,
+        "the API server restarted with the new settings and ready",
+        std::time::Duration::from_secs(180),
+        std::time::Duration::from_millis(500),
+        &ready,
+    )
+    .await
 }

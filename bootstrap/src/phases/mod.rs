@@ -20,6 +20,7 @@ mod packages;
 pub(crate) mod pki;
 mod prepare_os;
 mod ready;
+mod rolling;
 mod runtime;
 mod storage_clients;
 mod storage_lio;
@@ -178,6 +179,16 @@ pub fn all() -> &'static [Phase] {
             run: kubeadm::join_master,
         },
         Phase {
+            name: "apiserver",
+            about: "the API servers' settings, changed one master at a time",
+            scope: Scope::Masters,
+            serial: false,
+            critical: false,
+            after_all: &["join-masters"],
+            gate: false,
+            run: kubeadm::api_server_settings,
+        },
+        Phase {
             name: "join-workers",
             about: "kubeadm join on every worker",
             scope: Scope::Workers,
@@ -286,6 +297,8 @@ pub struct Shared {
     pub bundle: Option<Arc<crate::bundle::Bundle>>,
     /// The identity check's answer, computed once (see `identity::ensure`).
     pub identity: Arc<tokio::sync::OnceCell<identity::CheckResult>>,
+    /// One gate per rolling restart (by phase): see `rolling`.
+    pub rolling: BTreeMap<&'static str, rolling::Gate>,
 }
 
 impl Cluster {

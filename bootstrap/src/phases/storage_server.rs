@@ -17,6 +17,9 @@ use crate::storage::{PlannedVolume, VolumeAccess, VolumePlan};
 use crate::transport::shell_quote;
 
 const TGT_CONFIG: &str = "/etc/tgt/conf.d/groundwork.conf";
+/// The CHAP user and secret for the agent's `tgt_account` (root only).
+const TGT_CHAP: &str = "/etc/tgt/groundwork-chap";
+const TGT_DROP_IN: &str = "/etc/systemd/system/tgt.service.d/groundwork.conf";
 const GANESHA_CONFIG: &str = "/etc/ganesha/ganesha.conf";
 const KERNEL_EXPORTS: &str = "/etc/exports.d/groundwork.exports";
 
@@ -124,10 +127,12 @@ pub fn chap(cluster: &Cluster) -> Result<Option<(String, Secret)>, StepError> {
     let Some(chap) = cluster.inventory.storage.as_ref().and_then(|s| s.iscsi.chap.as_ref()) else { return Ok(None) };
     let secret = crate::secrets::resolve(&chap.password, &cluster.base_dir, "storage.iscsi.chap.password")
         .map_err(|e| StepError::new(e.to_string()))?;
-    // tgt's config and iscsid.conf are whitespace-separated: a blank would split the secret.
-    if secret.expose().chars().any(char::is_whitespace) || chap.user.chars().any(char::is_whitespace) {
+    // tgt's config and iscsid.conf are whitespace-separated: a blank would split the secret;
+    // tgtd's management protocol separates its parameters with commas.
+    let bad = |s: &str| s.chars().any(|c| c.is_whitespace() || c == ',');
+    if bad(secret.expose()) || bad(&chap.user) {
         return Err(StepError::new(
-            "storage.iscsi.chap: the user and password must not contain blanks (iSCSI configuration files split on them)",
+            "storage.iscsi.chap: the user and password must not contain blanks or commas (iSCSI configuration files and tgtd split on them)",
         ));
     }
     Ok(Some((chap.user.clone(), secret)))
@@ -159,12 +164,32 @@ async fn tgt_targets(cluster: &Cluster, node: &Node, plan: &VolumePlan) -> Resul
     // 0600: the file holds the CHAP secret (and the agent shows no diff of such files). tgtd is
     // never restarted for a change: that would drop every volume in use; --update below applies
     // it to the targets no initiator is logged in to.
-    let mut changes = node
-        .ensure_all(vec![
-            file(TGT_CONFIG, config, 0o600),
-            Task::Service { name: "tgt".into(), enabled: true, running: true, restart: false },
-        ])
-        .await?;
+    let mut files = vec![file(TGT_CONFIG, config, 0o600)];
+    if let Some((user, secret)) = &chap {
+        // tgt-admin passes an account's secret to tgtadm's command line when tgtd lacks the
+        // account: the agent makes it first (over tgtd's socket, from this root-only file), on
+        // every apply and, through the drop-in, whenever tgt starts, before tgt-admin runs.
+        files.push(file(TGT_CHAP, format!("{user}\n{}\n", secret.expose()), 0o600));
+        files.push(file(
+            TGT_DROP_IN,
+            playbooks::render(
+                "tgt-groundwork.conf",
+                &serde_json::json!({
+                    "agent": crate::agent::REMOTE_PATH, "chap_file": TGT_CHAP,
+                }),
+            )?,
+            0o644,
+        ));
+    }
+    files.push(Task::Service { name: "tgt".into(), enabled: true, running: true, restart: false });
+    let mut changes = node.ensure_all(files).await?;
+    if chap.is_some() {
+        let iqns = plan
+            .iscsi()
+            .filter_map(|v| if let VolumeAccess::Iscsi { iqn, .. } = &v.access { Some(iqn.clone()) } else { None })
+            .collect();
+        changes.extend(node.ensure_all(vec![Task::TgtAccount { file: TGT_CHAP.into(), targets: iqns }]).await?);
+    }
     if node.dry_run() {
         return Ok(changes);
     }
