@@ -40,6 +40,10 @@ fn kubectl(lab: &Lab, args: &str) -> String {
 #[test]
 fn apply_makes_a_ready_ha_cluster_and_a_second_apply_changes_nothing() {
     let lab = Lab::require();
+    // From bare hosts, whatever an earlier run (`tests/lab/lab run`, a previous `tests/run`) left:
+    // an operator's rack does not come with our journal either.
+    let reset = lab.script(&["reset"]);
+    assert!(reset.status.success(), "tests/lab/lab reset: {}{}", text(&reset.stdout), text(&reset.stderr));
     let started = Instant::now();
     // Every node's command lines are sampled during the first apply and its resumption: no
     // secret of the inventory or the state may show up in any of them.

@@ -51,9 +51,9 @@ pub struct PlanArgs {
 pub struct RunArgs {
     #[command(flatten)]
     pub connect: ConnectArgs,
-    /// Run only these phases (comma-separated). Phases: connect, facts, check, prepare-os, packages,
-    /// bundle, container-runtime, pki, etcd, endpoint, init, join-masters, join-workers, cni, wait-ready,
-    /// storage-server, storage-clients, database, handoff.
+    /// Run only these phases (comma-separated). Phases: connect, facts, check, identity (always
+    /// runs), prepare-os, packages, bundle, container-runtime, pki, etcd, endpoint, init, join-masters,
+    /// apiserver, join-workers, cni, wait-ready, storage-server, storage-clients, database, handoff.
     #[arg(long, value_delimiter = ',', value_name = "PHASES")]
     pub only: Vec<String>,
     /// Skip these phases (comma-separated).

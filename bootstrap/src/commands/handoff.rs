@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use groundwork::handoff::{FileStatus, HandoffOutcome};
-use groundwork::ops::handoff::{handoff, run_deployer};
+use groundwork::ops::handoff::{handoff_locked, run_deployer};
 
 use super::exit;
 use super::table::Table;
@@ -36,7 +36,7 @@ pub fn run(args: HandoffArgs) -> anyhow::Result<ExitCode> {
     for w in &loaded.warnings {
         eprintln!("{}", w.render(&loaded.source));
     }
-    let outcome = handoff(&loaded)?;
+    let outcome = handoff_locked(&loaded)?;
     match args.output {
         Format::Json => println!("{}", serde_json::to_string_pretty(&outcome)?),
         Format::Table => print_outcome(&outcome),

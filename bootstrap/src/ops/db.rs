@@ -25,6 +25,8 @@ pub enum DbError {
     Transport(TransportError, String),
     #[error("{host}: {what} failed: {message}")]
     Remote { host: String, what: String, message: String },
+    #[error(transparent)]
+    Lock(#[from] super::lease::CommandLockError),
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -36,6 +38,8 @@ pub struct DumpFile {
 
 struct DbHost {
     transport: Transport,
+    /// Backups and restores change the cluster's data: they hold the cluster lock.
+    lock: super::lease::CommandLock,
     session: NodeSession,
     name: String,
 }
@@ -46,8 +50,9 @@ async fn open(loaded: &LoadedInventory, opts: TransportOptions) -> Result<(DbHos
     let transport = Transport::connect(target::bastion(loaded).as_ref(), std::slice::from_ref(&t), opts)
         .await
         .map_err(|e| DbError::Transport(e, "bastion".into()))?;
+    let lock = super::lease::CommandLock::take(loaded, &transport, "groundwork db").await?;
     let session = transport.open(&t).await.map_err(|e| DbError::Transport(e, host.name.clone()))?;
-    Ok((DbHost { transport, session, name: host.name.clone() }, db.clone()))
+    Ok((DbHost { transport, lock, session, name: host.name.clone() }, db.clone()))
 }
 
 impl DbHost {
@@ -82,6 +87,7 @@ impl DbHost {
 
     async fn close(self) {
         self.session.close().await;
+        self.lock.release().await;
         self.transport.close().await;
     }
 }

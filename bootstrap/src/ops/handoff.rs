@@ -25,6 +25,8 @@ pub enum HandoffOpError {
     Secret(#[from] SecretError),
     #[error(transparent)]
     Roles(#[from] RoleError),
+    #[error(transparent)]
+    Lock(#[from] crate::state::LockError),
     #[error("cannot create the state directory {}: {source}", path.display())]
     State { path: PathBuf, source: std::io::Error },
     #[error(
@@ -41,6 +43,16 @@ pub fn output_dir(loaded: &LoadedInventory) -> PathBuf {
 
 fn state_dir(loaded: &LoadedInventory) -> StateDir {
     StateDir::for_cluster(&loaded.base_dir, &loaded.inventory.cluster.name)
+}
+
+/// `groundwork handoff`: the handoff files, written while holding the controller's cluster lock
+/// (apply's last phase writes them under apply's own lock). The lock file is enough here: these
+/// files live on the controller, next to the state, and nothing on the cluster changes.
+pub fn handoff_locked(loaded: &LoadedInventory) -> Result<HandoffOutcome, HandoffOpError> {
+    let state = state_dir(loaded);
+    state.create().map_err(|source| HandoffOpError::State { path: state.root().to_path_buf(), source })?;
+    let _lock = crate::state::ClusterLock::acquire(&state.lock_file(), "groundwork handoff")?;
+    handoff(loaded)
 }
 
 /// Writes every handoff file for the inventory's cluster (what `groundwork handoff` and the last

@@ -198,3 +198,54 @@ async fn first_line(channel: &mut russh::Channel<russh::client::Msg>) -> Result<
         }
     }
 }
+
+/// Both locks for a command other than `apply` (which leases through its own nodes' sessions):
+/// the controller's lock file and the lease on the masters, reached through `transport`.
+pub struct CommandLock {
+    _local: crate::state::ClusterLock,
+    lease: Option<ClusterLease>,
+    // The lease lives on these sessions' connections.
+    sessions: Vec<NodeSession>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommandLockError {
+    #[error(transparent)]
+    Local(#[from] crate::state::LockError),
+    #[error(transparent)]
+    Lease(#[from] LeaseError),
+}
+
+impl CommandLock {
+    /// Takes the lock file, then the lease on a majority of the inventory's masters.
+    pub async fn take(
+        loaded: &crate::inventory::LoadedInventory,
+        transport: &crate::transport::Transport,
+        command: &str,
+    ) -> Result<CommandLock, CommandLockError> {
+        let state = crate::state::StateDir::for_cluster(&loaded.base_dir, &loaded.inventory.cluster.name);
+        let local = crate::state::ClusterLock::acquire(&state.lock_file(), command)?;
+        let masters: Vec<crate::transport::Target> = crate::transport::target::hosts(loaded)
+            .into_iter()
+            .filter(|t| t.roles.contains(&crate::inventory::Role::Master))
+            .collect();
+        if masters.is_empty() {
+            return Ok(CommandLock { _local: local, lease: None, sessions: vec![] });
+        }
+        let opened = futures::future::join_all(masters.iter().map(|t| transport.open(t))).await;
+        let sessions: Vec<NodeSession> = opened.into_iter().filter_map(Result::ok).collect();
+        let named: Vec<(&str, &NodeSession)> = sessions.iter().map(|s| (s.target.name.as_str(), s)).collect();
+        let lease =
+            ClusterLease::take(&named, masters.len(), &LockHolder::me(command), Duration::from_secs(20)).await?;
+        Ok(CommandLock { _local: local, lease: Some(lease), sessions })
+    }
+
+    pub async fn release(self) {
+        if let Some(lease) = self.lease {
+            lease.release().await;
+        }
+        for s in self.sessions {
+            s.close().await;
+        }
+    }
+}
