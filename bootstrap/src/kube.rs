@@ -51,6 +51,13 @@ pub struct KubeClient {
 
 impl KubeClient {
     /// A client for the API server at `host:port` as seen from the node it tunnels through.
+    /// The controller's admin client of the cluster whose PKI this is, for the API server on a
+    /// node's 127.0.0.1:`port` (reached through that node's SSH session).
+    pub fn admin(pki: &crate::pki::ClusterPki, port: u16) -> Result<KubeClient, KubeError> {
+        let admin = pki.admin();
+        KubeClient::new(pki.ca_cert_pem(), admin.cert_pem(), admin.key().expose_secret(), "127.0.0.1", port)
+    }
+
     pub fn new(ca_pem: &str, cert_pem: &str, key_pem: &str, host: &str, port: u16) -> Result<KubeClient, KubeError> {
         let bad = |what: &str, e: &dyn std::fmt::Display| KubeError::Tls(format!("{what}: {e}"));
         let mut roots = RootCertStore::empty();

@@ -7,24 +7,6 @@ use std::time::{Duration, Instant};
 
 use groundwork_lab_tests::{CmdlineSampler, Lab, changes, lab_secrets, leaked, text};
 
-/// `kubectl apply -f -` on master-1 with `manifests` on stdin.
-fn kubectl_apply(lab: &Lab, manifests: &str) -> std::process::Output {
-    lab.docker_with_stdin(
-        &[
-            "exec",
-            "-i",
-            &lab.container("master-1"),
-            "kubectl",
-            "--kubeconfig",
-            "/etc/kubernetes/admin.conf",
-            "apply",
-            "-f",
-            "-",
-        ],
-        manifests,
-    )
-}
-
 fn kubectl(lab: &Lab, args: &str) -> String {
     let out = lab.docker(&[
         "exec",
@@ -151,7 +133,7 @@ fn the_handoff_manifests_work_in_the_cluster(lab: &Lab) {
         .iter()
         .map(|f| std::fs::read_to_string(dir.join(f)).unwrap_or_else(|e| panic!("{f}: {e}")) + "\n---\n")
         .collect();
-    let applied = kubectl_apply(lab, &manifests);
+    let applied = lab.kubectl_apply(&manifests);
     assert!(applied.status.success(), "kubectl apply of the handoff manifests: {}", text(&applied.stderr));
     let pvs = kubectl(lab, "get pv -l app.kubernetes.io/managed-by=groundwork -o name");
     assert_eq!(pvs.lines().count(), 13, "12 iSCSI and 1 NFS volumes:\n{pvs}");
@@ -247,7 +229,7 @@ fn a_pod_runs_on_every_worker_from_a_locally_built_image(lab: &Lab) {
             )
         })
         .collect();
-    let out = kubectl_apply(lab, &pods);
+    let out = lab.kubectl_apply(&pods);
     assert!(out.status.success(), "creating test pods: {}", text(&out.stderr));
     let result = eventually(90, || {
         let phases = kubectl(

@@ -72,20 +72,7 @@ fn deploy_handoff_manifests(lab: &Lab) {
         .iter()
         .map(|f| std::fs::read_to_string(dir.join(f)).unwrap_or_else(|e| panic!("{f}: {e}")) + "\n---\n")
         .collect();
-    let out = lab.docker_with_stdin(
-        &[
-            "exec",
-            "-i",
-            &lab.container("master-1"),
-            "kubectl",
-            "--kubeconfig",
-            "/etc/kubernetes/admin.conf",
-            "apply",
-            "-f",
-            "-",
-        ],
-        &manifests,
-    );
+    let out = lab.kubectl_apply(&manifests);
     assert!(out.status.success(), "kubectl apply: {}", text(&out.stderr));
 }
 

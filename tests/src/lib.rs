@@ -86,6 +86,25 @@ impl Lab {
 }
 
 impl Lab {
+    /// `kubectl apply -f -` on master-1 (its own admin.conf, through docker, not groundwork) with
+    /// `manifests` on stdin.
+    pub fn kubectl_apply(&self, manifests: &str) -> Output {
+        self.docker_with_stdin(
+            &[
+                "exec",
+                "-i",
+                &self.container("master-1"),
+                "kubectl",
+                "--kubeconfig",
+                "/etc/kubernetes/admin.conf",
+                "apply",
+                "-f",
+                "-",
+            ],
+            manifests,
+        )
+    }
+
     /// The `groundwork` binary cargo built beside this test.
     pub fn groundwork_bin(&self) -> PathBuf {
         let exe = std::env::current_exe().expect("test executable path");

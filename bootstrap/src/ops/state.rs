@@ -241,15 +241,8 @@ async fn adopt_from(
     // The API server, asked with the adopted CA and the new admin certificate through the
     // first master's own SSH session.
     let (first, via) = &sessions[0];
-    let admin = pki.admin();
-    let client = KubeClient::new(
-        pki.ca_cert_pem(),
-        admin.cert_pem(),
-        admin.key().expose_secret(),
-        "127.0.0.1",
-        inv.cluster.control_plane_endpoint.port,
-    )
-    .map_err(|source| StateOpError::Api { host: first.clone(), source })?;
+    let client = KubeClient::admin(&pki, inv.cluster.control_plane_endpoint.port)
+        .map_err(|source| StateOpError::Api { host: first.clone(), source })?;
     let api = |path: String| {
         let client = &client;
         async move { client.get_json(via, &path).await }

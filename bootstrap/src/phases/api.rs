@@ -9,15 +9,7 @@ use crate::kube::{KubeClient, NodeStatus, node_statuses};
 /// there yet (before kubeadm init).
 pub async fn nodes_via(cluster: &Cluster, via: &Node) -> Result<Option<Vec<NodeStatus>>, StepError> {
     let pki = cluster.pki().await?;
-    let admin = pki.admin();
-    let client = KubeClient::new(
-        pki.ca_cert_pem(),
-        admin.cert_pem(),
-        admin.key().expose_secret(),
-        "127.0.0.1",
-        cluster.api_port(),
-    )
-    .map_err(|e| StepError::new(e.to_string()))?;
+    let client = KubeClient::admin(&pki, cluster.api_port()).map_err(|e| StepError::new(e.to_string()))?;
     match client.get_json(&via.session, "/api/v1/nodes").await {
         Ok(list) => Ok(Some(node_statuses(&list))),
         // Nothing listens there yet: the direct-tcpip channel is refused.

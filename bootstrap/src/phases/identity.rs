@@ -180,15 +180,7 @@ pub fn run<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Vec
 /// The `kube-system` namespace's uid, if the API server answers through `via`.
 async fn cluster_uid(cluster: &Cluster, via: &Node) -> Option<String> {
     let pki = cluster.pki().await.ok()?;
-    let admin = pki.admin();
-    let client = crate::kube::KubeClient::new(
-        pki.ca_cert_pem(),
-        admin.cert_pem(),
-        admin.key().expose_secret(),
-        "127.0.0.1",
-        cluster.api_port(),
-    )
-    .ok()?;
+    let client = crate::kube::KubeClient::admin(&pki, cluster.api_port()).ok()?;
     match client.get_json(&via.session, "/api/v1/namespaces/kube-system").await {
         Ok(ns) => ns["metadata"]["uid"].as_str().map(str::to_string),
         Err(e) => {
