@@ -194,7 +194,16 @@ pub async fn apply(
     // connect + facts
     progress.phase_started("connect", "log in through the bastion, start the agent, gather facts", inv.hosts.len());
     let phase_start = Instant::now();
-    let (transport, source, connected) = connect_all(loaded, opts, progress.clone()).await?;
+    // A stop asked while logging in ends the run there: nothing has changed yet.
+    let (transport, source, connected) = tokio::select! {
+        connected = connect_all(loaded, opts, progress.clone()) => connected?,
+        _ = stop.asked() => {
+            report.interrupted = stop.requested();
+            report.stopped = Some("interrupted while connecting: nothing was changed".into());
+            report.took_ms = started.elapsed().as_millis() as u64;
+            return Ok(report);
+        }
+    };
     let mut connect = PhaseReport { name: "connect".into(), hosts: vec![], took_ms: 0 };
     let mut nodes = BTreeMap::new();
     let mut fact_reports = Vec::new();

@@ -42,7 +42,8 @@ struct Board {
     results: BTreeMap<(usize, String), HostPhase>,
     started: BTreeMap<usize, Instant>,
     ended: BTreeMap<usize, Instant>,
-    running: BTreeSet<(usize, String)>,
+    /// What runs now, since when.
+    running: BTreeMap<(usize, String), Instant>,
     /// host -> the phase it failed in.
     failed: BTreeMap<String, String>,
     /// The first critical phase that failed: its list index, name and hosts.
@@ -182,7 +183,7 @@ impl Ctx<'_> {
     fn begin(&self, i: usize, host: &str) {
         let first = {
             let mut b = self.board();
-            b.running.insert((i, host.to_string()));
+            b.running.insert((i, host.to_string()), Instant::now());
             let first = !b.started.contains_key(&i);
             b.started.entry(i).or_insert_with(Instant::now);
             first
@@ -251,15 +252,17 @@ impl Ctx<'_> {
     /// The grace period is over: what still runs is given up (its futures are dropped by the
     /// caller), and reported and journaled as such.
     fn give_up(&self) {
-        let running: Vec<(usize, String)> = self.board().running.iter().cloned().collect();
-        for (i, host) in running {
+        let running: Vec<((usize, String), Instant)> =
+            self.board().running.iter().map(|(k, t)| (k.clone(), *t)).collect();
+        for ((i, host), since) in running {
             let error = format!(
                 "interrupted: still running {} s after the stop was asked, given up (the step is idempotent: the \
                  next apply verifies it and finishes it)",
                 self.run.stop.grace.as_secs()
             );
             let outcome = HostOutcome::Failed { error, kind: ErrorKind::Timeout };
-            self.finish(i, HostPhase { host, outcome, took_ms: 0, done_before: false });
+            let took_ms = since.elapsed().as_millis() as u64;
+            self.finish(i, HostPhase { host, outcome, took_ms, done_before: false });
         }
     }
 }
