@@ -131,8 +131,20 @@ fn a_second_checkout_is_refused_then_adopts_and_backs_up_the_cluster() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
     let stopped = report["stopped"].as_str().unwrap_or_default();
     assert!(stopped.contains("does not match the cluster"), "{stopped}");
-    let phases: Vec<&str> = report["phases"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
-    assert_eq!(phases, ["connect", "identity"], "nothing ran after the identity check");
+    let phases = report["phases"].as_array().unwrap();
+    let names: Vec<&str> = phases.iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(names[..2], ["connect", "identity"], "{names:?}");
+    // Every later phase is listed with every host skipped: nothing ran after the identity check.
+    for p in &phases[2..] {
+        for h in p["hosts"].as_array().unwrap() {
+            assert_eq!(
+                h["outcome"], "skipped",
+                "{} ran on {} after the identity check failed: {h}",
+                p["name"], h["host"]
+            );
+        }
+    }
+    assert!(!names.contains(&"handoff"), "no handoff after a refusal: {names:?}");
     for h in report["phases"][1]["hosts"].as_array().unwrap() {
         let error = h["error"].as_str().unwrap_or_default();
         assert_eq!(h["outcome"], "failed", "{h}");
