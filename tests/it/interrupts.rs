@@ -13,9 +13,8 @@
 //! no apply a drill started outlives it (see `Shim` and `Apply`).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Mutex;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -126,24 +125,9 @@ impl Finished {
 }
 
 fn spawn(lab: &Lab, command: &str, inventory: &str, extra: &[&str]) -> (Apply, Instant) {
-    let mut child = Command::new(lab.groundwork_bin())
-        .args([command, "-i", inventory, "-o", "json"])
-        .args(extra)
-        .current_dir(&lab.root)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("groundwork runs");
-    let drain = |mut from: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut all = Vec::new();
-            let _ = from.read_to_end(&mut all);
-            all
-        })
-    };
-    let stdout = Some(drain(Box::new(child.stdout.take().expect("stdout"))));
-    let stderr = Some(drain(Box::new(child.stderr.take().expect("stderr"))));
-    (Apply { child: Some(child), stdout, stderr }, Instant::now())
+    let args: Vec<&str> = [command, "-i", inventory, "-o", "json"].into_iter().chain(extra.iter().copied()).collect();
+    let (child, stdout, stderr) = lab.spawn_groundwork(&args);
+    (Apply { child: Some(child), stdout: Some(stdout), stderr: Some(stderr) }, Instant::now())
 }
 
 fn spawn_apply(lab: &Lab, inventory: &str, extra: &[&str]) -> Running {

@@ -4,8 +4,7 @@
 //! the lab: tests/run runs this binary alone, after the apply and VIP tests. Whatever happens,
 //! every drill leaves the lab as it found it (see `Restore`).
 
-use std::io::Read;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus};
 use std::sync::Mutex;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -57,23 +56,9 @@ struct Finished {
 }
 
 fn spawn_apply(lab: &Lab, extra: &[&str]) -> Running {
-    let mut child = Command::new(lab.groundwork_bin())
-        .args(["apply", "-i", "inventory/lab.yaml", "-o", "json"])
-        .args(extra)
-        .current_dir(&lab.root)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("groundwork runs");
-    let drain = |mut from: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut all = Vec::new();
-            let _ = from.read_to_end(&mut all);
-            all
-        })
-    };
-    let stdout = drain(Box::new(child.stdout.take().expect("stdout")));
-    let stderr = drain(Box::new(child.stderr.take().expect("stderr")));
+    let args: Vec<&str> =
+        ["apply", "-i", "inventory/lab.yaml", "-o", "json"].into_iter().chain(extra.iter().copied()).collect();
+    let (child, stdout, stderr) = lab.spawn_groundwork(&args);
     Running { child, stdout, stderr, started: Instant::now() }
 }
 

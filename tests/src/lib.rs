@@ -8,6 +8,9 @@ use std::process::{Command, Output};
 
 use groundwork::inventory::{self, Inventory};
 
+/// What a background process wrote on one of its pipes, once it has closed it.
+pub type Drained = std::thread::JoinHandle<Vec<u8>>;
+
 pub struct Lab {
     pub root: PathBuf,
     pub state: PathBuf,
@@ -112,6 +115,29 @@ impl Lab {
         let bin = exe.parent().and_then(Path::parent).map(|d| d.join("groundwork")).expect("target dir");
         assert!(bin.is_file(), "{} is missing: run the tests through cargo (tests/run)", bin.display());
         bin
+    }
+
+    /// Starts `groundwork ARGS` in the background; its stdout and stderr are read as they come (a
+    /// pipe nobody reads would stall it), each into the buffer its thread returns.
+    pub fn spawn_groundwork(&self, args: &[&str]) -> (std::process::Child, Drained, Drained) {
+        use std::io::Read;
+        let mut child = Command::new(self.groundwork_bin())
+            .args(args)
+            .current_dir(&self.root)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("groundwork runs");
+        let drain = |mut from: Box<dyn Read + Send>| {
+            std::thread::spawn(move || {
+                let mut all = Vec::new();
+                let _ = from.read_to_end(&mut all);
+                all
+            })
+        };
+        let stdout = drain(Box::new(child.stdout.take().expect("stdout")));
+        let stderr = drain(Box::new(child.stderr.take().expect("stderr")));
+        (child, stdout, stderr)
     }
 
     /// Runs `groundwork ARGS`.
