@@ -167,7 +167,7 @@ impl ApplyProgress for Lines {
         // Hosts go through their phases at their own pace, so lines of several phases interleave:
         // each names its phase.
         let verb = if self.dry_run { "would change" } else { "changed" };
-        let at = format!("{host:<12} {phase:<16}");
+        let at = format!("{host:<12} {phase:<17}");
         match outcome {
             HostOutcome::Ok { changes, notes } => {
                 if changes.is_empty() {
@@ -176,7 +176,7 @@ impl ApplyProgress for Lines {
                     // One line per change: a storage host creates a dozen volumes at once.
                     eprintln!("    {at} ok      {verb} ({}):", changes.len());
                     for c in changes {
-                        eprintln!("    {:<29}           {}", "", c.summary);
+                        eprintln!("    {:<30}           {}", "", c.summary);
                     }
                 } else {
                     eprintln!(
@@ -188,7 +188,14 @@ impl ApplyProgress for Lines {
                     eprintln!("    {at} NOTE    {note}");
                 }
             }
-            HostOutcome::Failed { error, kind } => eprintln!("    {at} FAILED  ({kind}) {error}"),
+            HostOutcome::Failed { error, kind } => {
+                // "(refused) refused: ..." says it twice.
+                let error = error.strip_prefix(&format!("{kind}: ")).unwrap_or(error);
+                eprintln!("    {at} FAILED  ({kind}) {error}")
+            }
+            // What a stop leaves unstarted is summed up by the table and the STOPPED line: one line
+            // per host and phase would bury the reason above it.
+            HostOutcome::Skipped { reason } if skipped_by_a_stop(reason) => {}
             HostOutcome::Skipped { reason } => eprintln!("    {at} skipped ({reason})"),
         }
     }
@@ -199,6 +206,10 @@ impl ApplyProgress for Lines {
             eprintln!("    {} of {} hosts connected ({})", c.0 - c.1, c.0, human_ms(report.took_ms as i64));
         }
     }
+}
+
+fn skipped_by_a_stop(reason: &str) -> bool {
+    reason.starts_with("the run stopped after") || reason.ends_with("before it started")
 }
 
 fn print_summary(report: &ApplyReport, show_diff: bool) {

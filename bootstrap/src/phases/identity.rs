@@ -56,7 +56,7 @@ pub type CheckResult = Result<Arc<Checked>, Arc<Refusal>>;
 
 /// The check's result for this run (cached): an error is the refusal.
 pub async fn ensure(cluster: &Cluster) -> Result<Arc<Checked>, StepError> {
-    checked(cluster).await.map_err(|r| StepError::new(r.explain(None)))
+    checked(cluster).await.map_err(|r| StepError(r.explain(None), super::ErrorKind::Refused))
 }
 
 async fn checked(cluster: &Cluster) -> CheckResult {
@@ -163,7 +163,8 @@ pub fn record(cluster: &Cluster, uid: Option<String>) -> Result<(), StepError> {
 
 pub fn run<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Vec<Change>, StepError>> {
     async move {
-        let checked = checked(cluster).await.map_err(|r| StepError::new(r.explain(Some(node.name()))))?;
+        let checked =
+            checked(cluster).await.map_err(|r| StepError(r.explain(Some(node.name())), super::ErrorKind::Refused))?;
         let first = cluster.first_master().map(|m| m.name.as_str()) == Some(node.name());
         if cluster.dry_run || !first || !matches!(checked.agreement, Agreement::Same { .. }) {
             return Ok(vec![]);
