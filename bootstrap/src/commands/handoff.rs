@@ -20,6 +20,9 @@ pub struct HandoffArgs {
     /// Then run the deploy commands of NEXT-STEPS.md (needs the deployer's program on PATH).
     #[arg(long)]
     pub run_deployer: bool,
+    /// Fail (after writing the files) while any of DIGIT's `<placeholders>` is left in them.
+    #[arg(long)]
+    pub strict: bool,
     /// Output: a table of files, or the whole outcome as JSON on stdout.
     #[arg(short, long, value_enum, default_value_t = Format::Table)]
     pub output: Format,
@@ -40,6 +43,16 @@ pub fn run(args: HandoffArgs) -> anyhow::Result<ExitCode> {
     match args.output {
         Format::Json => println!("{}", serde_json::to_string_pretty(&outcome)?),
         Format::Table => print_outcome(&outcome),
+    }
+    if args.strict && !outcome.placeholders.is_empty() {
+        eprintln!(
+            "error: {} placeholder(s) of DIGIT's are left for the site to fill in; set them in your DIGIT checkout (or the inventory's handoff.digit.environments) and run `groundwork handoff` again:",
+            outcome.placeholders.len()
+        );
+        for p in &outcome.placeholders {
+            eprintln!("  {}:{}: {}", outcome.directory.join(&p.file).display(), p.line, p.text);
+        }
+        return Ok(ExitCode::from(exit::FAILED));
     }
     if args.run_deployer {
         eprintln!(
@@ -71,6 +84,13 @@ fn print_outcome(outcome: &HandoffOutcome) {
     print!("{}", t.render());
     for note in &outcome.notes {
         println!("note: {note}");
+    }
+    if !outcome.placeholders.is_empty() {
+        println!(
+            "note: {} of DIGIT's placeholders are left for the site to fill in (listed in {}; `--strict` fails on them)",
+            outcome.placeholders.len(),
+            groundwork::handoff::NEXT_STEPS
+        );
     }
     println!(
         "{} of {} files written in {}; next steps: {}",

@@ -177,7 +177,12 @@ fn normalize(path: &Path) -> PathBuf {
     for part in path.components() {
         match part {
             std::path::Component::ParentDir => {
-                out.pop();
+                // `..` cancels a name before it; at the start of a relative path it stays.
+                if matches!(out.components().next_back(), Some(std::path::Component::Normal(_))) {
+                    out.pop();
+                } else if !out.has_root() || out.components().count() > 1 {
+                    out.push("..");
+                }
             }
             std::path::Component::CurDir => {}
             other => out.push(other),
@@ -202,5 +207,11 @@ mod tests {
         assert_eq!(rel[0].values[0], ValuesItem::File("/d/charts/x/a/values.yaml".into()));
         assert_eq!(rel[0].values[1], ValuesItem::EnvironmentValues);
         assert!(matches!(rel[0].values[2], ValuesItem::Inline(_)));
+    }
+
+    #[test]
+    fn relative_paths_keep_their_leading_parents() {
+        assert_eq!(normalize(Path::new("inventory/../../shared/x/./y")), Path::new("../shared/x/y"));
+        assert_eq!(normalize(Path::new("/a/b/../c")), Path::new("/a/c"));
     }
 }

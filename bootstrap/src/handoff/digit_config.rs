@@ -16,9 +16,9 @@ pub struct Backbone {
 }
 
 /// `configmaps.egov-config.data`: sorted keys, so the file is the same on every run.
-pub fn egov_config(inputs: &HandoffInputs, backbone: &Backbone) -> BTreeMap<String, String> {
+pub fn egov_config(inputs: &HandoffInputs, domain: &str, backbone: &Backbone) -> BTreeMap<String, String> {
     let mut data = BTreeMap::from([
-        ("egov-services-fqdn-name".to_string(), format!("https://{}/", inputs.domain)),
+        ("egov-services-fqdn-name".to_string(), format!("https://{domain}/")),
         ("es-host".to_string(), backbone.es_host.to_string()),
         ("es-indexer-host".to_string(), backbone.es_indexer_url.to_string()),
         ("kafka-brokers".to_string(), backbone.kafka_brokers.to_string()),

@@ -7,7 +7,10 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::digit_config::{Backbone, ConfigMapData, ConfigMaps, DbSecrets, Global, SecretsSection, egov_config};
-use super::{Content, DIGIT_SECRETS_REGEX, HandoffError, HandoffInputs, Rendered, deployer_file, yaml};
+use super::{
+    Content, DIGIT_SECRETS_REGEX, DigitEnvironmentInputs, DigitInputs, HandoffError, HandoffInputs, Rendered, deployer_file,
+    yaml,
+};
 use crate::storage::{PlannedVolume, VolumeAccess, VolumePlan};
 
 /// The deployer's backbone charts and their namespaces.
@@ -70,11 +73,26 @@ struct ClusterSecrets {
     secrets: SecretsSection,
 }
 
-pub fn render(inputs: &HandoffInputs, out: &mut Rendered) -> Result<(), HandoffError> {
+/// The deployer flow's files. Its charts render their own PersistentVolumes from these values
+/// (`persistence.iscsi.targetPortal` and one IQN per replica) with `lun: 0` written in the
+/// template, so a tgt target (first disk at LUN 1) is refused rather than mounted wrong.
+pub fn render(inputs: &HandoffInputs, digit: &DigitInputs, out: &mut Rendered) -> Result<(), HandoffError> {
+    if let Some(plan) = &inputs.volumes
+        && plan.iscsi().any(|v| matches!(v.access, VolumeAccess::Iscsi { lun, .. } if lun != 0))
+    {
+        return Err(HandoffError::DeployerLun);
+    }
+    for env in &digit.environments {
+        render_environment(inputs, env, out)?;
+    }
+    Ok(())
+}
+
+fn render_environment(inputs: &HandoffInputs, env: &DigitEnvironmentInputs, out: &mut Rendered) -> Result<(), HandoffError> {
     let file = EnvFile {
-        global: Global { domain: inputs.domain.clone() },
+        global: Global { domain: env.domain.clone() },
         cluster_configs: ClusterConfigs {
-            configmaps: ConfigMaps { egov_config: ConfigMapData { data: egov_config(inputs, &BACKBONE) } },
+            configmaps: ConfigMaps { egov_config: ConfigMapData { data: egov_config(inputs, &env.domain, &BACKBONE) } },
         },
         charts: inputs.volumes.as_ref().map(iscsi_charts).unwrap_or_default(),
     };
@@ -86,15 +104,9 @@ pub fn render(inputs: &HandoffInputs, out: &mut Rendered) -> Result<(), HandoffE
         )?),
         None => None,
     };
-    for env in &inputs.environments {
-        out.add(deployer_file(env, false), values.clone(), Content::Plain);
-        if let Some(secrets) = &secrets {
-            out.add(
-                deployer_file(env, true),
-                secrets.clone(),
-                Content::Secret { encrypted_regex: DIGIT_SECRETS_REGEX },
-            );
-        }
+    out.add(deployer_file(&env.name, false), values, Content::Plain);
+    if let Some(secrets) = secrets {
+        out.add(deployer_file(&env.name, true), secrets, Content::Secret { encrypted_regex: DIGIT_SECRETS_REGEX });
     }
     Ok(())
 }

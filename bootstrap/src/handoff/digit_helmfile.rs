@@ -1,69 +1,169 @@
-//! DIGIT's Helmfile shape (DIGIT 2.9 LTS and later): per environment, `env.yaml` and
-//! `env-secrets.yaml`, the two files `deploy-as-code/digit-helmfile.yaml` reads for its `env`
-//! environment from `deploy-as-code/charts/environments/`.
+//! DIGIT's Helmfile flow: per environment, the operator's own `charts/environments/env.yaml` and
+//! `env-secrets.yaml`, with what groundwork knows filled in and everything else kept line for
+//! line (comments, order, the operator's keys). They replace DIGIT's two files for that
+//! environment, so `diff` against the checkout shows exactly what groundwork set.
 
-use serde::Serialize;
+use serde_yaml_ng::Value;
 
-use super::digit_config::{Backbone, ConfigMapData, ConfigMaps, DbSecrets, Global, SecretsSection, egov_config};
-use super::{Content, DIGIT_SECRETS_REGEX, HandoffError, HandoffInputs, Rendered, helmfile_dir, yaml};
-
-/// The backbone helmfile's releases, in its `backbone` namespace.
-const BACKBONE: Backbone = Backbone {
-    es_host: "elasticsearch-data.backbone",
-    es_indexer_url: "http://elasticsearch-data.backbone:9200/",
-    kafka_brokers: "kafka-kraft-controller-headless.backbone:9092",
-};
+use super::kubernetes::DB_SERVICE_PORT;
+use super::{Content, DIGIT_SECRETS_REGEX, DigitEnvironmentInputs, DigitInputs, HandoffError, HandoffInputs, Rendered};
+use super::{PlaceholderLeft, digit_config::db_host, helmfile_dir};
+use crate::digit::yaml_text::{YamlText, scalar};
+use crate::digit::{Claim, DigitSource};
 
 pub const VALUES: &str = "env.yaml";
 pub const SECRETS: &str = "env-secrets.yaml";
-/// The helmfile environment both files belong to.
+/// The helmfile environment DIGIT's helmfiles define (the only one).
 pub const HELMFILE_ENVIRONMENT: &str = "env";
 
-#[derive(Serialize)]
-pub struct EnvValues {
-    pub global: Global,
-    pub configmaps: ConfigMaps,
-    /// The database runs on its own host; the backbone's in-cluster PostgreSQL stays off.
-    pub postgresql: Enabled,
+/// One value groundwork sets: the file, the key path and the value.
+struct Setting {
+    secrets: bool,
+    path: Vec<&'static str>,
+    value: String,
 }
 
-#[derive(Serialize)]
-pub struct Enabled {
-    pub enabled: bool,
-}
-
-/// The values of `env.yaml` (also the GitOps values files: they say the same).
-pub fn values(inputs: &HandoffInputs) -> EnvValues {
-    EnvValues {
-        global: Global { domain: inputs.domain.clone() },
-        configmaps: ConfigMaps { egov_config: ConfigMapData { data: egov_config(inputs, &BACKBONE) } },
-        postgresql: Enabled { enabled: false },
-    }
-}
-
-pub fn render(inputs: &HandoffInputs, out: &mut Rendered) -> Result<(), HandoffError> {
-    let values = yaml::document("env.yaml", &values(inputs))?;
-    let secrets = match &inputs.database {
-        Some(db) => Some(yaml::document(
-            "env-secrets.yaml",
-            &SecretsFile { secrets: SecretsSection { db: DbSecrets::of(db) } },
-        )?),
-        None => None,
-    };
-    for env in &inputs.environments {
-        out.add(helmfile_dir(env).join(VALUES), values.clone(), Content::Plain);
-        if let Some(secrets) = &secrets {
-            out.add(
-                helmfile_dir(env).join(SECRETS),
-                secrets.clone(),
-                Content::Secret { encrypted_regex: DIGIT_SECRETS_REGEX },
-            );
+pub fn render(inputs: &HandoffInputs, digit: &DigitInputs, out: &mut Rendered) -> Result<(), HandoffError> {
+    for env in &digit.environments {
+        let (values, secrets) = environment_files(inputs, digit, env)?;
+        let dir = helmfile_dir(&env.name);
+        for (name, file, content) in [
+            (VALUES, values, Content::Plain),
+            (SECRETS, secrets, Content::Secret { encrypted_regex: DIGIT_SECRETS_REGEX }),
+        ] {
+            let path = dir.join(name);
+            out.placeholders.extend(file.placeholders().into_iter().map(|p| PlaceholderLeft {
+                file: path.clone(),
+                line: p.line,
+                text: p.text,
+            }));
+            out.add(path, file.text(), content);
         }
     }
     Ok(())
 }
 
-#[derive(Serialize)]
-struct SecretsFile {
-    secrets: SecretsSection,
+/// The two files of `env`: DIGIT's own, edited.
+pub fn environment_files(
+    inputs: &HandoffInputs,
+    digit: &DigitInputs,
+    env: &DigitEnvironmentInputs,
+) -> Result<(YamlText, YamlText), HandoffError> {
+    let source = &digit.source;
+    let mut values = YamlText::parse(&source.env_text);
+    let mut secrets = YamlText::parse(&source.secrets_text);
+    let settings = settings(inputs, &digit.claims, env);
+    for (placeholder, value) in substitutions(inputs, env) {
+        values.replace_in_values(placeholder, &value);
+        secrets.replace_in_values(placeholder, &value);
+    }
+    for s in &settings {
+        let file = if s.secrets { &mut secrets } else { &mut values };
+        file.set(&s.path, &scalar(&s.value)).map_err(|e| HandoffError::DigitEdit {
+            file: source.root.join(if s.secrets { crate::digit::ENV_SECRETS } else { crate::digit::ENV_VALUES }),
+            message: e.to_string(),
+        })?;
+    }
+    verify(source, &values, &secrets, &settings)?;
+    Ok((values, secrets))
+}
+
+/// The values groundwork owns, per file. Secrets nobody has to choose come from the state
+/// (generated once per environment).
+fn settings(inputs: &HandoffInputs, claims: &[Claim], env: &DigitEnvironmentInputs) -> Vec<Setting> {
+    let v = |path: Vec<&'static str>, value: String| Setting { secrets: false, path, value };
+    let s = |path: Vec<&'static str>, value: String| Setting { secrets: true, path, value };
+    let data = |key: &'static str| vec!["configmaps", "egov-config", "data", key];
+    let url = format!("https://{}/", env.domain);
+    let mut out = vec![
+        v(vec!["global", "domain"], env.domain.clone()),
+        v(data("egov-services-fqdn-name"), url.clone()),
+        v(data("egov-state-level-tenant-id"), env.tenant_id.clone()),
+        v(data("state-level-tenant-id"), env.tenant_id.clone()),
+        v(data("host-map"), format!("{{'{}':'{url}'}}", env.tenant_id)),
+    ];
+    if let Some(issuer) = &env.cert_issuer {
+        out.push(v(vec!["root-ingress", "cert-issuer"], issuer.clone()));
+        out.push(v(vec!["ingress-nginx", "cert-issuer"], issuer.clone()));
+    }
+    if let Some(db) = &inputs.database {
+        let host = db_host(&inputs.namespace);
+        out.push(v(data("db-host"), host.clone()));
+        out.push(v(data("db-name"), db.database.clone()));
+        out.push(v(data("db-url"), format!("jdbc:postgresql://{host}:{DB_SERVICE_PORT}/{}", db.database)));
+        out.push(v(data("db-otel-url"), format!("jdbc:otel:postgresql://{host}:{DB_SERVICE_PORT}/{}", db.database)));
+        out.push(s(vec!["secrets", "db", "username"], db.app.user.clone()));
+        out.push(s(vec!["secrets", "db", "password"], db.app.password.expose().to_string()));
+        out.push(s(vec!["secrets", "db", "flywayUsername"], db.owner.user.clone()));
+        out.push(s(vec!["secrets", "db", "flywayPassword"], db.owner.password.expose().to_string()));
+    }
+    for (key, value) in backbone_endpoints(claims) {
+        out.push(v(data(key), value));
+    }
+    let g = &env.generated;
+    out.push(s(vec!["secrets", "elasticsearch", "password"], g.elasticsearch_password.expose().to_string()));
+    out.push(s(vec!["secrets", "kafka", "clusterID"], g.kafka_cluster_id.expose().to_string()));
+    out.push(s(vec!["secrets", "novu", "jwtSecret"], g.novu_jwt_secret.expose().to_string()));
+    out.push(s(vec!["secrets", "novu", "storeEncryptionKey"], g.novu_store_encryption_key.expose().to_string()));
+    out.push(s(vec!["secrets", "novu", "novuSecretKey"], g.novu_secret_key.expose().to_string()));
+    out
+}
+
+/// Kafka's brokers and Elasticsearch's data nodes as DIGIT's charts serve them: the headless
+/// Service of the Kafka controllers and the Service named after the data StatefulSet (HTTPS:
+/// DIGIT's Elasticsearch 8 has TLS on). Taken from the claims, which name both StatefulSets.
+fn backbone_endpoints(claims: &[Claim]) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    let statefulset = |claim: &Claim, template: &str| {
+        claim.name.strip_prefix(&format!("{template}-")).and_then(|rest| rest.rsplit_once('-')).map(|(s, _)| s.to_string())
+    };
+    if let Some(c) = claims.iter().find(|c| c.component == "kafka")
+        && let Some(sts) = statefulset(c, "data")
+    {
+        out.push(("kafka-brokers", format!("{sts}-headless.{}:9092", c.namespace)));
+    }
+    if let Some(c) = claims.iter().find(|c| c.component == "es-data")
+        && let Some(sts) = statefulset(c, "es-storage")
+    {
+        out.push(("es-host", format!("{sts}.{}", c.namespace)));
+        out.push(("es-indexer-host", format!("https://{sts}.{}:9200/", c.namespace)));
+    }
+    out
+}
+
+/// DIGIT's `<placeholders>` groundwork can fill, wherever they appear (strings that combine
+/// them, such as the CORS origin, included).
+fn substitutions(inputs: &HandoffInputs, env: &DigitEnvironmentInputs) -> Vec<(&'static str, String)> {
+    let mut out = vec![("<domain_name>", env.domain.clone()), ("<tenant_id>", env.tenant_id.clone())];
+    if let Some(db) = &inputs.database {
+        let host = db_host(&inputs.namespace);
+        out.push(("<db_host_name>", format!("{host}:{DB_SERVICE_PORT}")));
+        out.push(("<db_host>", host));
+        out.push(("<db_name>", db.database.clone()));
+        out.push(("<db_username>", db.app.user.clone()));
+    }
+    out
+}
+
+/// Parses both edited files as YAML and checks that every value groundwork set reads back as set.
+fn verify(source: &DigitSource, values: &YamlText, secrets: &YamlText, settings: &[Setting]) -> Result<(), HandoffError> {
+    let parse = |text: &YamlText, rel: &str| -> Result<Value, HandoffError> {
+        serde_yaml_ng::from_str(&text.text()).map_err(|e| HandoffError::DigitEdit {
+            file: source.root.join(rel),
+            message: format!("the edited file does not parse: {e}"),
+        })
+    };
+    let values_doc = parse(values, crate::digit::ENV_VALUES)?;
+    let secrets_doc = parse(secrets, crate::digit::ENV_SECRETS)?;
+    for s in settings {
+        let doc = if s.secrets { &secrets_doc } else { &values_doc };
+        let got = s.path.iter().try_fold(doc, |node, key| node.get(*key)).and_then(Value::as_str);
+        if got != Some(s.value.as_str()) {
+            return Err(HandoffError::DigitEdit {
+                file: source.root.join(if s.secrets { crate::digit::ENV_SECRETS } else { crate::digit::ENV_VALUES }),
+                message: format!("`{}` did not read back as set", s.path.join(".")),
+            });
+        }
+    }
+    Ok(())
 }

@@ -1,14 +1,16 @@
 //! The Kubernetes objects of the handoff, built as k8s-openapi types:
-//! `manifests/storage.yaml` (StorageClasses and one static PersistentVolume per planned volume),
-//! `manifests/database.yaml` (the namespace and `db-service`, which points at the PostgreSQL
-//! host) and `manifests/secrets.yaml` (the `db` Secret and the iSCSI CHAP Secret).
+//! `manifests/storage.yaml` (the default StorageClass and one PersistentVolume per volume, each
+//! pre-bound to the DIGIT claim it is for), `manifests/database.yaml` (the namespace and
+//! `db-service`, which points at the PostgreSQL host) and `manifests/secrets.yaml` (the iSCSI
+//! CHAP Secret). Only what DIGIT does not render itself: its `configmaps` release makes the `db`
+//! Secret from `secrets.db`, so groundwork does not.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::{
     EndpointAddress, EndpointPort, EndpointSubset, Endpoints, ISCSIPersistentVolumeSource, NFSVolumeSource, Namespace,
-    PersistentVolume, PersistentVolumeSpec, Secret, SecretReference, Service, ServicePort, ServiceSpec,
+    ObjectReference, PersistentVolume, PersistentVolumeSpec, Secret, SecretReference, Service, ServicePort, ServiceSpec,
 };
 use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -17,18 +19,15 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::{Content, DatabaseFacts, HandoffError, HandoffInputs, MANIFEST_SECRETS_REGEX, Rendered, yaml};
 use crate::inventory::values::ByteSize;
-use crate::storage::{PlannedVolume, VolumeAccess, VolumePlan};
+use crate::storage::{PlannedVolume, VolumeAccess};
 
 pub const STORAGE: &str = "manifests/storage.yaml";
 pub const DATABASE: &str = "manifests/database.yaml";
 pub const SECRETS: &str = "manifests/secrets.yaml";
 
-/// The class static PersistentVolumes carry; claims name it to get one of them.
+/// The default StorageClass, which the PersistentVolumes of claims without a class carry.
 pub const STATIC_CLASS: &str = "groundwork-static";
-/// The default class: dynamic NFS volumes through csi-driver-nfs.
-pub const NFS_CLASS: &str = "groundwork-nfs";
-pub const CSI_NFS_DRIVER: &str = "nfs.csi.k8s.io";
-/// Name of the Secret and Service DIGIT's charts look up.
+/// Name of the Secret DIGIT's `configmaps` release renders from `secrets.db` (not groundwork's).
 pub const DB_SECRET: &str = "db";
 pub const DB_SERVICE: &str = "db-service";
 /// DIGIT's services connect to 5432 whatever port PostgreSQL listens on; the Service maps it.
@@ -39,11 +38,16 @@ const CHAP_NAMESPACE: &str = "kube-system";
 pub fn render(inputs: &HandoffInputs, out: &mut Rendered) -> Result<(), HandoffError> {
     if let Some(plan) = &inputs.volumes {
         let mut docs = Vec::new();
-        for class in storage_classes(plan) {
+        for class in storage_classes() {
             docs.push(yaml::document("a StorageClass", &class)?);
         }
         let chap = inputs.iscsi_chap.is_some();
-        for volume in &plan.volumes {
+        // With DIGIT's claims known, a volume no chart claims gets no PersistentVolume: nothing
+        // would bind it but a stray claim.
+        let claimed = plan.volumes.iter().any(|v| v.claim.is_some());
+        // The deployer flow's charts make their own PersistentVolumes for the same IQNs.
+        let charts_make_pvs = inputs.digit.as_ref().is_some_and(|d| d.flow == crate::inventory::DigitFlow::Deployer);
+        for volume in plan.volumes.iter().filter(|v| !charts_make_pvs && (!claimed || v.claim.is_some())) {
             docs.push(yaml::document("a PersistentVolume", &persistent_volume(volume, chap))?);
         }
         out.add(STORAGE, yaml::documents(&docs), Content::Plain);
@@ -59,7 +63,6 @@ pub fn render(inputs: &HandoffInputs, out: &mut Rendered) -> Result<(), HandoffE
             docs.push(yaml::document("db-service's Endpoints", &endpoints)?);
         }
         out.add(DATABASE, yaml::documents(&docs), Content::Plain);
-        secrets.push(yaml::document("the db Secret", &db_secret(db, &inputs.namespace))?);
     }
     if let (Some(chap), Some(_)) = (&inputs.iscsi_chap, &inputs.volumes) {
         secrets.push(yaml::document("the iSCSI CHAP Secret", &chap_secret(chap))?);
@@ -91,35 +94,20 @@ pub fn quantity(size: ByteSize) -> Quantity {
     Quantity(text)
 }
 
-fn storage_classes(plan: &VolumePlan) -> Vec<StorageClass> {
-    let static_class = StorageClass {
-        metadata: meta(STATIC_CLASS, None),
+/// The default class: no provisioner, so a claim binds only to a volume made for it (the site
+/// is air-gapped: no CSI driver to download). DIGIT's claims without a class get it, and their
+/// pre-bound volumes carry it.
+fn storage_classes() -> Vec<StorageClass> {
+    let mut metadata = meta(STATIC_CLASS, None);
+    metadata.annotations =
+        Some(BTreeMap::from([("storageclass.kubernetes.io/is-default-class".to_string(), "true".to_string())]));
+    vec![StorageClass {
+        metadata,
         provisioner: "kubernetes.io/no-provisioner".into(),
         reclaim_policy: Some("Retain".into()),
         volume_binding_mode: Some("WaitForFirstConsumer".into()),
         ..StorageClass::default()
-    };
-    let mut nfs_meta = meta(NFS_CLASS, None);
-    nfs_meta.annotations =
-        Some(BTreeMap::from([("storageclass.kubernetes.io/is-default-class".to_string(), "true".to_string())]));
-    let nfs_class = StorageClass {
-        metadata: nfs_meta,
-        provisioner: CSI_NFS_DRIVER.into(),
-        parameters: Some(BTreeMap::from([
-            ("server".to_string(), plan.address.clone()),
-            ("share".to_string(), dynamic_share(plan)),
-        ])),
-        reclaim_policy: Some("Retain".into()),
-        volume_binding_mode: Some("Immediate".into()),
-        mount_options: Some(vec!["nfsvers=4.1".into()]),
-        ..StorageClass::default()
-    };
-    vec![static_class, nfs_class]
-}
-
-/// The export the default class makes its volumes in (one subdirectory per claim).
-pub fn dynamic_share(plan: &VolumePlan) -> String {
-    plan.dynamic_nfs_path().display().to_string()
+    }]
 }
 
 fn persistent_volume(volume: &PlannedVolume, chap: bool) -> PersistentVolume {
@@ -128,11 +116,24 @@ fn persistent_volume(volume: &PlannedVolume, chap: bool) -> PersistentVolume {
         labels.insert("groundwork.io/component".into(), volume.component.clone());
         labels.insert("groundwork.io/volume".into(), volume.name.clone());
     }
+    // Pre-bound to its claim, with the claim's class (the default class when the chart sets none).
+    let class = volume.claim.as_ref().and_then(|c| c.storage_class.clone()).unwrap_or_else(|| STATIC_CLASS.into());
+    let claim_ref = volume.claim.as_ref().map(|c| ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("PersistentVolumeClaim".into()),
+        namespace: Some(c.namespace.clone()),
+        name: Some(c.name.clone()),
+        ..ObjectReference::default()
+    });
+    if let (Some(labels), Some(c)) = (metadata.labels.as_mut(), &volume.claim) {
+        labels.insert("groundwork.io/release".into(), c.release.clone());
+    }
     let mut spec = PersistentVolumeSpec {
         capacity: Some(BTreeMap::from([("storage".to_string(), quantity(volume.size))])),
         persistent_volume_reclaim_policy: Some("Retain".into()),
-        storage_class_name: Some(STATIC_CLASS.into()),
+        storage_class_name: Some(class),
         volume_mode: Some("Filesystem".into()),
+        claim_ref,
         ..PersistentVolumeSpec::default()
     };
     match &volume.access {
@@ -200,22 +201,6 @@ fn db_endpoints(db: &DatabaseFacts, namespace: &str) -> Option<Endpoints> {
         ..EndpointSubset::default()
     };
     Some(Endpoints { metadata: meta(DB_SERVICE, Some(namespace)), subsets: Some(vec![subset]) })
-}
-
-/// The keys DIGIT's charts read: the application role for queries, the owner for Flyway.
-fn db_secret(db: &DatabaseFacts, namespace: &str) -> Secret {
-    let data = BTreeMap::from([
-        ("username".to_string(), db.app.user.clone()),
-        ("password".to_string(), db.app.password.expose().to_string()),
-        ("flyway-username".to_string(), db.owner.user.clone()),
-        ("flyway-password".to_string(), db.owner.password.expose().to_string()),
-    ]);
-    Secret {
-        metadata: meta(DB_SECRET, Some(namespace)),
-        type_: Some("Opaque".into()),
-        string_data: Some(data),
-        ..Secret::default()
-    }
 }
 
 fn chap_secret(chap: &super::Credentials) -> Secret {

@@ -23,7 +23,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::inventory::Deployer;
+use crate::digit::{Claim, DigitSource};
+use crate::inventory::{Deployer, DigitFlow};
 use crate::secrets::Secret;
 use crate::storage::VolumePlan;
 
@@ -53,6 +54,50 @@ pub struct HandoffInputs {
     pub kubeconfig: Option<PathBuf>,
     pub gitops: Option<GitOpsTarget>,
     pub sops: Option<SopsSettings>,
+    /// The operator's DIGIT checkout and what each environment needs; without it no DIGIT
+    /// environment files are written (groundwork writes only what DIGIT renders as it is).
+    pub digit: Option<DigitInputs>,
+}
+
+/// `handoff.digit`, resolved: the checkout read, the claims of its stateful charts, and per
+/// environment the site's settings and the secrets groundwork generated for it.
+#[derive(Debug, Clone)]
+pub struct DigitInputs {
+    pub flow: DigitFlow,
+    pub source: DigitSource,
+    pub claims: Vec<Claim>,
+    pub environments: Vec<DigitEnvironmentInputs>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DigitEnvironmentInputs {
+    pub name: String,
+    pub domain: String,
+    pub tenant_id: String,
+    pub cert_issuer: Option<String>,
+    pub generated: GeneratedSecrets,
+}
+
+/// Secrets DIGIT needs that nobody has to choose: made once per environment and kept in the
+/// state directory, so every handoff writes the same ones.
+#[derive(Debug, Clone)]
+pub struct GeneratedSecrets {
+    pub elasticsearch_password: Secret,
+    /// KRaft's cluster id: 16 random bytes, base64url without padding (22 characters).
+    pub kafka_cluster_id: Secret,
+    pub novu_jwt_secret: Secret,
+    /// Exactly 32 characters, as Novu requires.
+    pub novu_store_encryption_key: Secret,
+    pub novu_secret_key: Secret,
+}
+
+/// A `<placeholder>` of DIGIT's left in a written file: the site still has to fill it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlaceholderLeft {
+    /// Relative to the output directory.
+    pub file: PathBuf,
+    pub line: usize,
+    pub text: String,
 }
 
 /// A user name and its password.
@@ -108,6 +153,12 @@ pub enum HandoffError {
     BadEnvironment(String),
     #[error("handoff.environments is empty; name at least one environment, e.g. `environments: [dev]`")]
     NoEnvironment,
+    #[error("cannot fill in DIGIT's {}: {message}", file.display())]
+    DigitEdit { file: PathBuf, message: String },
+    #[error(
+        "DIGIT's Go-deployer charts mount LUN 0 of each IQN (lun: 0 is written in their persistent-volume templates), but tgt serves the first disk at LUN 1; set storage.iscsi.target: lio (LUN 0), or change the charts' lun"
+    )]
+    DeployerLun,
 }
 
 /// Whether a file was (re)written or already had the wanted bytes and mode.
@@ -139,6 +190,8 @@ pub struct HandoffOutcome {
     pub notes: Vec<String>,
     /// The command `--run-deployer` runs (also in NEXT-STEPS.md).
     pub deploy: DeployScript,
+    /// DIGIT's placeholders the site still has to fill (`--strict` fails while any remain).
+    pub placeholders: Vec<PlaceholderLeft>,
 }
 
 impl HandoffOutcome {
@@ -186,6 +239,7 @@ impl RenderedFile {
 struct Rendered {
     files: BTreeMap<PathBuf, RenderedFile>,
     notes: Vec<String>,
+    placeholders: Vec<PlaceholderLeft>,
 }
 
 impl Rendered {
@@ -206,8 +260,14 @@ fn render(inputs: &HandoffInputs, encrypting: bool) -> Result<Rendered, HandoffE
     let mut out = Rendered::default();
     copy_kubeconfig(inputs, &mut out)?;
     kubernetes::render(inputs, &mut out)?;
-    digit_helmfile::render(inputs, &mut out)?;
-    digit_deployer::render(inputs, &mut out)?;
+    match &inputs.digit {
+        Some(digit) if digit.flow == DigitFlow::Helmfile => digit_helmfile::render(inputs, digit, &mut out)?,
+        Some(digit) => digit_deployer::render(inputs, digit, &mut out)?,
+        None => out.notes.push(
+            "no handoff.digit: no DIGIT environment files are written; set handoff.digit.source to your checkout of DIGIT's deploy-as-code"
+                .into(),
+        ),
+    }
     gitops::render(inputs, &mut out)?;
     if let Some(sops) = &inputs.sops {
         out.add(".sops.yaml", sops::creation_rules(&sops.age_recipient)?, Content::Plain);
@@ -221,7 +281,7 @@ fn render(inputs: &HandoffInputs, encrypting: bool) -> Result<Rendered, HandoffE
     }
     let files: Vec<(PathBuf, bool)> =
         out.files.iter().map(|(p, f)| (p.clone(), matches!(f.content, Content::Secret { .. }))).collect();
-    out.add(NEXT_STEPS, next_steps::render(inputs, &files, encrypting), Content::Plain);
+    out.add(NEXT_STEPS, next_steps::render(inputs, &files, &out.placeholders, encrypting), Content::Plain);
     Ok(out)
 }
 

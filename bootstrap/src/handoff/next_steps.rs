@@ -6,14 +6,12 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::kubernetes::{CSI_NFS_DRIVER, DATABASE, NFS_CLASS, SECRETS, STATIC_CLASS, STORAGE};
+use super::kubernetes::{DATABASE, SECRETS, STATIC_CLASS, STORAGE};
 use super::{
-    HandoffInputs, KUBECONFIG, NEXT_STEPS, deployer_file, digit_deployer, digit_helmfile, gitops, helmfile_dir,
+    HandoffInputs, KUBECONFIG, NEXT_STEPS, PlaceholderLeft, deployer_file, digit_deployer, digit_helmfile, gitops,
+    helmfile_dir,
 };
-use crate::inventory::Deployer;
-
-/// The variable naming the operator's DIGIT-DevOps checkout, where the DIGIT deployers run.
-pub const DIGIT_DEVOPS_VAR: &str = "DIGIT_DEVOPS";
+use crate::inventory::{Deployer, DigitFlow};
 
 /// The commands that deploy the first environment, run from the handoff directory.
 #[derive(Debug, Clone, Serialize)]
@@ -61,55 +59,69 @@ pub fn deploy_script(inputs: &HandoffInputs, files: &[(PathBuf, bool)], encrypti
     if encrypting && has(files, SECRETS) {
         programs.push("sops");
     }
-    let mut variables = Vec::new();
     let mut blocked = None;
-    let deployer = match inputs.deployer {
-        Deployer::Helm => {
-            let dir = helmfile_dir(&env);
-            let mut copy = format!("cp {}", dir.join(digit_helmfile::VALUES).display());
-            if has(files, &dir.join(digit_helmfile::SECRETS).display().to_string()) {
-                let _ = write!(copy, " {}", dir.join(digit_helmfile::SECRETS).display());
-            }
-            commands.push(format!("{copy} \"${DIGIT_DEVOPS_VAR}/deploy-as-code/charts/environments/\""));
-            commands.push(format!("cd \"${DIGIT_DEVOPS_VAR}/deploy-as-code\""));
-            commands.push(format!("helmfile -f digit-helmfile.yaml -e {} apply", digit_helmfile::HELMFILE_ENVIRONMENT));
-            programs.extend(["helmfile", "helm"]);
-            variables.push(DIGIT_DEVOPS_VAR.to_string());
+    let source = inputs.digit.as_ref().map(|d| shell_quote(&d.source.root.display().to_string()));
+    let deployer = match (inputs.deployer, inputs.digit.as_ref().map(|d| d.flow), &source) {
+        (_, None, _) | (_, _, None) => {
+            blocked = Some(
+                "handoff.digit is not set, so no DIGIT environment files were written; set handoff.digit.source to your checkout of DIGIT's deploy-as-code"
+                    .to_string(),
+            );
             "helmfile"
         }
-        Deployer::Digit => {
+        (Deployer::Argocd, Some(_), _) | (Deployer::Flux, Some(_), _) => {
+            if let Some(reason) = gitops::unsupported(inputs) {
+                blocked = Some(reason.to_string());
+            } else if inputs.gitops.is_none() {
+                blocked = Some(
+                    "handoff.gitops is not set, so there is no ArgoCD Application to apply; add handoff.gitops.repository (and path, revision) to the inventory"
+                        .to_string(),
+                );
+            } else {
+                commands.push(format!("kubectl apply -f {}", gitops::argocd_file(&env).display()));
+                programs.push("kubectl");
+            }
+            "kubectl"
+        }
+        (_, Some(DigitFlow::Helmfile), Some(root)) => {
+            let dir = helmfile_dir(&env);
+            if encrypting {
+                commands.push(format!("cp {} {root}/charts/environments/", dir.join(digit_helmfile::VALUES).display()));
+                commands.push(format!(
+                    "sops -d {} > {root}/charts/environments/{}",
+                    dir.join(digit_helmfile::SECRETS).display(),
+                    digit_helmfile::SECRETS
+                ));
+                programs.push("sops");
+            } else {
+                commands.push(format!(
+                    "cp {} {} {root}/charts/environments/",
+                    dir.join(digit_helmfile::VALUES).display(),
+                    dir.join(digit_helmfile::SECRETS).display()
+                ));
+            }
+            commands.push(format!(
+                "helmfile -f {root}/{} -e {} apply",
+                crate::digit::TOP_HELMFILE,
+                digit_helmfile::HELMFILE_ENVIRONMENT
+            ));
+            programs.extend(["helmfile", "helm"]);
+            "helmfile"
+        }
+        (_, Some(DigitFlow::Deployer), Some(root)) => {
             let mut copy = format!("cp {}", deployer_file(&env, false).display());
             if has(files, &deployer_file(&env, true).display().to_string()) {
                 let _ = write!(copy, " {}", deployer_file(&env, true).display());
             }
-            commands.push(format!("{copy} \"${DIGIT_DEVOPS_VAR}/deploy-as-code/helm/environments/\""));
-            commands.push(format!("cd \"${DIGIT_DEVOPS_VAR}/deploy-as-code/deployer\""));
+            commands.push(format!("{copy} {root}/deploy-as-code/helm/environments/"));
+            commands.push(format!("cd {root}/deploy-as-code/deployer"));
             let mut charts = digit_deployer::charts_with_volumes(inputs.volumes.as_ref());
             if charts.is_empty() {
                 charts = digit_deployer::CHARTS.iter().map(|(_, chart)| *chart).collect();
             }
             commands.push(format!("go run main.go deploy -e {env} -c '{}'", charts.join(",")));
             programs.push("go");
-            variables.push(DIGIT_DEVOPS_VAR.to_string());
             "go"
-        }
-        Deployer::Argocd | Deployer::Flux if inputs.gitops.is_none() => {
-            blocked = Some(
-                "handoff.gitops is not set, so there is no ArgoCD Application or Flux object to apply; \
-                 add handoff.gitops.repository (and path, revision) to the inventory"
-                    .to_string(),
-            );
-            "kubectl"
-        }
-        Deployer::Argocd => {
-            commands.push(format!("kubectl apply -f {}", gitops::argocd_file(&env).display()));
-            programs.push("kubectl");
-            "kubectl"
-        }
-        Deployer::Flux => {
-            commands.push(format!("kubectl apply -f {}", gitops::flux_sync_file(&env).display()));
-            programs.push("kubectl");
-            "kubectl"
         }
     };
     let mut unique = Vec::new();
@@ -124,8 +136,17 @@ pub fn deploy_script(inputs: &HandoffInputs, files: &[(PathBuf, bool)], encrypti
         prepare,
         deploy: commands,
         programs: unique,
-        variables,
+        variables: Vec::new(),
         blocked,
+    }
+}
+
+/// A path as one shell word.
+fn shell_quote(s: &str) -> String {
+    if s.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+=:,@".contains(c)) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
     }
 }
 
@@ -153,27 +174,29 @@ fn describe(path: &Path) -> &'static str {
     let p = path.display().to_string();
     match p.as_str() {
         KUBECONFIG => "the cluster's admin kubeconfig (mode 0600: it is cluster-admin)",
-        STORAGE => "StorageClasses and a static PersistentVolume per iSCSI/NFS volume",
+        STORAGE => "the default StorageClass and one PersistentVolume per DIGIT claim, pre-bound to it",
         DATABASE => "the namespace and `db-service`, a Service that points at the PostgreSQL host",
-        SECRETS => "the `db` Secret (username, password, flyway-username, flyway-password) and the iSCSI CHAP Secret",
+        SECRETS => "the iSCSI CHAP Secret the PersistentVolumes log in with",
         ".sops.yaml" => "sops creation rules, for `sops edit FILE`",
-        _ if p.ends_with("/env.yaml") => "DIGIT Helmfile values (copy to deploy-as-code/charts/environments/)",
-        _ if p.ends_with("/env-secrets.yaml") => "DIGIT Helmfile secrets (copy next to env.yaml)",
+        _ if p.ends_with("/env.yaml") => "your DIGIT env.yaml with groundwork's values filled in (replaces charts/environments/env.yaml)",
+        _ if p.ends_with("/env-secrets.yaml") => "your DIGIT env-secrets.yaml with groundwork's values filled in",
         _ if p.starts_with("digit/deployer/") && p.ends_with("-secrets.yaml") => {
             "DIGIT Go deployer secrets (copy to deploy-as-code/helm/environments/)"
         }
         _ if p.starts_with("digit/deployer/") => {
             "DIGIT Go deployer environment (copy to deploy-as-code/helm/environments/)"
         }
-        _ if p.ends_with("/values.yaml") => "Helm values for the GitOps repository",
-        _ if p.ends_with("/argocd-application.yaml") => "ArgoCD Application",
-        _ if p.ends_with("/flux-helmrelease.yaml") => "Flux HelmRelease (commit it to the repository)",
-        _ if p.ends_with("/flux-sync.yaml") => "Flux GitRepository and Kustomization (apply once)",
+        _ if p.ends_with("/argocd-application.yaml") => "ArgoCD Application running digit-helmfile.yaml through the helmfile plugin",
         _ => "",
     }
 }
 
-pub fn render(inputs: &HandoffInputs, files: &[(PathBuf, bool)], encrypting: bool) -> String {
+pub fn render(
+    inputs: &HandoffInputs,
+    files: &[(PathBuf, bool)],
+    placeholders: &[PlaceholderLeft],
+    encrypting: bool,
+) -> String {
     let script = deploy_script(inputs, files, encrypting);
     let mut md = String::new();
     let w = &mut md;
@@ -192,6 +215,7 @@ pub fn render(inputs: &HandoffInputs, files: &[(PathBuf, bool)], encrypting: boo
     secrets_section(w, files, encrypting, inputs.sops.is_some());
     cluster_section(w, files);
     storage_section(w, inputs, files, encrypting);
+    placeholders_section(w, placeholders);
     deploy_section(w, inputs, &script);
     if inputs.environments.len() > 1 {
         let _ = writeln!(
@@ -252,17 +276,34 @@ fn storage_section(w: &mut String, inputs: &HandoffInputs, files: &[(PathBuf, bo
     if let Some(plan) = &inputs.volumes {
         let _ = writeln!(
             w,
-            "`{NFS_CLASS}` is the default StorageClass: claims without a class get a directory under\n\
-             `{}` on {} through csi-driver-nfs ({CSI_NFS_DRIVER}), which must be installed first, e.g.\n\n\
-             ```sh\nhelm repo add csi-driver-nfs https://raw.githubusercontent.com/kubernetes-csi/csi-driver-nfs/master/charts\n\
-             helm upgrade --install csi-driver-nfs csi-driver-nfs/csi-driver-nfs --namespace kube-system\n```\n\n\
-             The static volumes ({} of them) carry the class `{STATIC_CLASS}` and the labels\n\
-             `groundwork.io/component` and `groundwork.io/volume`; a claim gets one by naming that class\n\
-             and, with a selector, the volume.\n",
-            super::kubernetes::dynamic_share(plan),
-            plan.address,
-            plan.volumes.len()
+            "`{STATIC_CLASS}` is the default StorageClass and has no provisioner: nothing is downloaded\n\
+             and nothing is made on demand. Each claim DIGIT's charts will make has its own volume on {}\n\
+             ({}), pre-bound to it:\n",
+            plan.host, plan.address
         );
+        let _ = writeln!(w, "| claim | volume | size | class |\n|---|---|---|---|");
+        for v in &plan.volumes {
+            match &v.claim {
+                Some(c) => {
+                    let class = c.storage_class.clone().unwrap_or_else(|| STATIC_CLASS.to_string());
+                    let _ = writeln!(
+                        w,
+                        "| `{}/{}` | `{}` | {} | `{class}` |",
+                        c.namespace,
+                        c.name,
+                        v.name,
+                        super::kubernetes::quantity(v.size).0
+                    );
+                }
+                None if plan.volumes.iter().any(|v| v.claim.is_some()) => {
+                    let _ = writeln!(w, "| (none: served, no PersistentVolume) | `{}` | {} | |", v.name, super::kubernetes::quantity(v.size).0);
+                }
+                None => {
+                    let _ = writeln!(w, "| (any claim of class `{STATIC_CLASS}`) | `{}` | {} | `{STATIC_CLASS}` |", v.name, super::kubernetes::quantity(v.size).0);
+                }
+            }
+        }
+        let _ = writeln!(w);
     }
     let commands = manifest_commands(files, encrypting);
     if commands.is_empty() {
@@ -272,12 +313,27 @@ fn storage_section(w: &mut String, inputs: &HandoffInputs, files: &[(PathBuf, bo
     }
 }
 
+fn placeholders_section(w: &mut String, placeholders: &[PlaceholderLeft]) {
+    if placeholders.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        w,
+        "## Still to fill in\n\nDIGIT's files keep these placeholders; only the site knows their values. Edit them in\n\
+         your checkout (or here, before copying); `groundwork handoff --strict` fails while any remain.\n"
+    );
+    for p in placeholders {
+        let _ = writeln!(w, "- `{}` line {}: `{}`", p.file.display(), p.line, p.text);
+    }
+    let _ = writeln!(w);
+}
+
 fn deploy_section(w: &mut String, inputs: &HandoffInputs, script: &DeployScript) {
-    let deployer = match inputs.deployer {
-        Deployer::Helm => "DIGIT's Helmfile (DIGIT 2.9 LTS and later)",
-        Deployer::Digit => "DIGIT's Go deployer",
-        Deployer::Argocd => "ArgoCD",
-        Deployer::Flux => "Flux",
+    let deployer = match (inputs.deployer, inputs.digit.as_ref().map(|d| d.flow)) {
+        (Deployer::Argocd, _) => "ArgoCD",
+        (Deployer::Flux, _) => "Flux",
+        (_, Some(DigitFlow::Deployer)) => "DIGIT's Go deployer",
+        _ => "DIGIT's Helmfile",
     };
     let _ = writeln!(w, "## 3. Deploy environment `{}` with {deployer}\n", script.environment);
     if let Some(reason) = &script.blocked {
@@ -288,7 +344,8 @@ fn deploy_section(w: &mut String, inputs: &HandoffInputs, script: &DeployScript)
         Deployer::Helm | Deployer::Digit => {
             let _ = writeln!(
                 w,
-                "In a checkout of your fork of DIGIT-DevOps (`export {DIGIT_DEVOPS_VAR}=/path/to/DIGIT-DevOps`):\n"
+                "The environment's files replace DIGIT's own in your checkout (see what groundwork changed\n\
+                 with `diff` against them first):\n"
             );
         }
         Deployer::Argocd | Deployer::Flux => gitops_preamble(w, inputs, script),
@@ -309,41 +366,27 @@ fn deploy_section(w: &mut String, inputs: &HandoffInputs, script: &DeployScript)
             format!(" and {} is set", script.variables.iter().map(|v| format!("`{v}`")).collect::<Vec<_>>().join(", "))
         }
     );
-    if inputs.deployer == Deployer::Helm && script.programs.iter().any(|p| p == "sops") {
+    if script.programs.iter().any(|p| p == "sops") && inputs.digit.as_ref().is_some_and(|d| d.flow == DigitFlow::Helmfile) {
         let _ = writeln!(
             w,
-            "Helmfile decrypts `env-secrets.yaml` through the helm-secrets plugin (`helm plugin install https://github.com/jkroepke/helm-secrets`).\n"
-        );
-    }
-    let lun = inputs.volumes.as_ref().and_then(|p| {
-        p.iscsi()
-            .find_map(|v| if let crate::storage::VolumeAccess::Iscsi { lun, .. } = v.access { Some(lun) } else { None })
-    });
-    if let (Deployer::Digit, Some(lun)) = (inputs.deployer, lun)
-        && lun != 0
-    {
-        let _ = writeln!(
-            w,
-            "The iSCSI volumes are at LUN {lun} (tgt keeps LUN 0 for the target itself); check that the\n\
-             persistentvolume templates of your DIGIT-DevOps charts use that LUN (some hard-code 0).\n"
+            "DIGIT's helmfile reads `env-secrets.yaml` as plain values, so it is decrypted into your checkout\n\
+             (`sops -d`); keep that copy out of Git.\n"
         );
     }
 }
 
 fn gitops_preamble(w: &mut String, inputs: &HandoffInputs, script: &DeployScript) {
-    let Some(target) = &inputs.gitops else { return };
+    let (Some(target), Some(digit)) = (&inputs.gitops, &inputs.digit) else { return };
     let env = &script.environment;
     let _ = writeln!(
         w,
-        "First commit to {} (branch `{}`):\n\n\
-         - `{}` as `{}`\n\
-         - for Flux, `{}` as `{}/helmrelease.yaml`\n\n\
-         then:\n",
+        "ArgoCD runs DIGIT's helmfile through its helmfile Config Management Plugin (a sidecar of the\n\
+         repo server registered as `{}`; install it once). First commit the environment's files to\n\
+         {} on branch `{}`, as `{}/charts/environments/env.yaml` and `env-secrets.yaml`\n\
+         (the secrets decrypted by the plugin, or kept out of Git and mounted), then:\n",
+        gitops::HELMFILE_PLUGIN,
         target.repository,
-        target.revision,
-        gitops::values_file(env).display(),
-        gitops::values_in_repo(target, env),
-        gitops::helmrelease_file(env).display(),
-        gitops::flux_path(&inputs.cluster, env),
+        gitops::branch(target, env, digit.environments.len()),
+        target.path.trim_end_matches('/'),
     );
 }

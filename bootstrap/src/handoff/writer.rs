@@ -63,7 +63,7 @@ pub fn write_all(inputs: &HandoffInputs, out_dir: &Path) -> Result<HandoffOutcom
     let listing: Vec<_> =
         rendered.files.iter().map(|(p, f)| (p.clone(), matches!(f.content, Content::Secret { .. }))).collect();
     let deploy = next_steps::deploy_script(inputs, &listing, sops.is_some());
-    Ok(HandoffOutcome { directory: out_dir.to_path_buf(), files, notes, deploy })
+    Ok(HandoffOutcome { directory: out_dir.to_path_buf(), files, notes, deploy, placeholders: rendered.placeholders })
 }
 
 fn has_mode(path: &Path, mode: u32) -> bool {

@@ -56,7 +56,22 @@ pub fn load_str(path: &Path, text: String) -> Result<LoadedInventory, LoadError>
         Err(diagnostics) => return Err(invalid(diagnostics, text)),
     };
     let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut inventory = inventory;
     let mut diags = diagnostic::Diagnostics::new(path);
+    if let Err(e) = attach_digit_claims(&mut inventory, &base_dir) {
+        // A warning: the checkout may live elsewhere while the cluster is built. The storage then
+        // follows the profile, and `handoff` fails on the same path until it is there.
+        diags.push(
+            diagnostic::Severity::Warning,
+            map.locate_value("handoff.digit.source"),
+            "handoff.digit.source",
+            e.to_string(),
+            Some(
+                "point it at your checkout of DIGIT's deploy-as-code (relative to this file); until then the volumes follow storage.profile"
+                    .into(),
+            ),
+        );
+    }
     semantic::Checker::new(&inventory, &map, &base_dir, &mut diags).run();
     if diags.has_errors() {
         return Err(invalid(diags.sorted(), text));
@@ -78,4 +93,20 @@ pub fn resolve_path(base_dir: &Path, p: &Path) -> PathBuf {
 pub fn json_schema() -> serde_json::Value {
     let schema = schemars::schema_for!(Inventory);
     serde_json::to_value(&schema).expect("a schema always serialises")
+}
+
+/// Reads the claims DIGIT's stateful charts will make from the checkout `handoff.digit.source`
+/// names, so that the storage host's volumes follow them (see `Storage::effective_volumes`).
+fn attach_digit_claims(inventory: &mut Inventory, base_dir: &Path) -> Result<(), crate::digit::DigitError> {
+    let Some(digit) = &inventory.handoff.digit else { return Ok(()) };
+    let source = crate::digit::DigitSource::open(&resolve_path(base_dir, &digit.source))?;
+    let claims = match digit.flow {
+        model::DigitFlow::Helmfile => source.claims()?,
+        // The Go deployer's charts make their own PersistentVolumes (see handoff::digit_deployer).
+        model::DigitFlow::Deployer => Vec::new(),
+    };
+    if let Some(storage) = inventory.storage.as_mut() {
+        storage.digit_claims = claims;
+    }
+    Ok(())
 }

@@ -440,6 +440,11 @@ pub struct Storage {
     /// (set `count: 0` to drop it); other names are added.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<VolumeSpec>,
+    /// The claims DIGIT's stateful charts make (read from `handoff.digit.source` when the
+    /// inventory is loaded); when there are any, they decide the volume sets, not the profile.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub digit_claims: Vec<crate::digit::Claim>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
@@ -710,6 +715,66 @@ pub struct Handoff {
     /// 0600, when left out or when `sops` is not installed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sops: Option<Sops>,
+    /// The operator's DIGIT deployment: which flow, where its checkout is, and what each
+    /// environment needs that only the site knows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digit: Option<DigitHandoff>,
+}
+
+/// `handoff.digit`: groundwork reads DIGIT's own environment files from `source` and writes,
+/// per environment, files DIGIT renders as they are.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DigitHandoff {
+    /// `helmfile` (DIGIT's current deployment, `digit-helmfile.yaml`) or `deployer` (the
+    /// digit-lts Go deployer).
+    #[serde(default)]
+    pub flow: DigitFlow,
+    /// The operator's checkout of DIGIT's deploy-as-code (or the repository holding
+    /// `devops/deploy-as-code`), relative to the inventory.
+    pub source: PathBuf,
+    /// One entry per DIGIT environment (the guide sets up dev, uat and prod); replaces
+    /// `handoff.environments` and `handoff.domain`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub environments: Vec<DigitEnvironment>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum DigitFlow {
+    #[default]
+    Helmfile,
+    Deployer,
+}
+
+/// What one DIGIT environment needs that only the site knows.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DigitEnvironment {
+    /// dev, uat, prod, ...
+    pub name: String,
+    /// DIGIT's `global.domain` for this environment, e.g. `uat.digit.sdc.example.gov.in`.
+    pub domain: String,
+    /// The state-level tenant id (DIGIT's `<tenant_id>`), e.g. `pb`.
+    #[serde(default = "default_tenant")]
+    pub tenant_id: String,
+    /// cert-manager ClusterIssuer for the ingress certificates (default: what DIGIT's file says).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_issuer: Option<String>,
+}
+
+fn default_tenant() -> String {
+    "pg".into()
+}
+
+impl Handoff {
+    /// The environment names: `digit.environments` when given, else `environments`.
+    pub fn environment_names(&self) -> Vec<String> {
+        match &self.digit {
+            Some(d) if !d.environments.is_empty() => d.environments.iter().map(|e| e.name.clone()).collect(),
+            _ => self.environments.clone(),
+        }
+    }
 }
 
 impl Default for Handoff {
@@ -722,6 +787,7 @@ impl Default for Handoff {
             environments: default_environments(),
             gitops: None,
             sops: None,
+            digit: None,
         }
     }
 }

@@ -8,9 +8,10 @@ use std::path::Path;
 
 use super::diagnostic::{Diagnostics, Severity};
 use super::model::{
-    BackingKind, Cni, EndpointMode, EtcdMode, Inventory, PackageSource, Role, SshOverride, VolumeProtocol,
+    BackingKind, Cni, EndpointMode, EtcdMode, Inventory, PackageSource, Role, SshOverride, Storage, VolumeProtocol,
 };
 use super::resolve_path;
+use super::storage_profile::{claim_size, claim_volumes};
 use super::source_map::SourceMap;
 use super::values::{Cidr, SecretRef};
 
@@ -522,6 +523,9 @@ impl<'a> Checker<'a> {
                 self.error(&format!("{p}.size"), "size is zero", "give each volume a size, e.g. 50Gi");
             }
         }
+        if !s.digit_claims.is_empty() {
+            self.digit_claims(s);
+        }
         let volumes = s.effective_volumes();
         let uses = |proto| volumes.iter().any(|v| v.protocol == proto);
         if uses(VolumeProtocol::Iscsi) && s.iscsi.chap.is_none() {
@@ -540,6 +544,57 @@ impl<'a> Checker<'a> {
                 "NFS exports need a network to allow",
                 "set `cluster.nodeNetwork` or `storage.nfs.allowedNetwork`",
             );
+        }
+    }
+
+    /// `storage.volumes` against the claims of DIGIT's charts: every claim gets one volume at
+    /// least its size, and no volume is left without a claim.
+    fn digit_claims(&mut self, s: &Storage) {
+        for claim in &s.digit_claims {
+            if claim_size(claim).is_none() {
+                self.error(
+                    "handoff.digit.source",
+                    format!(
+                        "DIGIT's release `{}` claims `{}` for {}/{}, which is not a size",
+                        claim.release, claim.size, claim.namespace, claim.name
+                    ),
+                    "fix the size in DIGIT's values (e.g. 8Gi)",
+                );
+            }
+        }
+        let wanted = claim_volumes(&s.digit_claims);
+        for (i, v) in s.volumes.iter().enumerate() {
+            let p = format!("storage.volumes[{i}]");
+            match wanted.iter().find(|w| w.name == v.name) {
+                Some(w) if v.count != w.count => self.error(
+                    &format!("{p}.count"),
+                    format!(
+                        "DIGIT's charts claim {} `{}` volume(s); {} would leave {}",
+                        w.count,
+                        v.name,
+                        v.count,
+                        if v.count > w.count { "a volume without a claim" } else { "a claim without a volume" }
+                    ),
+                    format!("set `count: {}` (the charts' replicas) or change the replicas in DIGIT's values", w.count),
+                ),
+                Some(w) if v.size < w.size => self.error(
+                    &format!("{p}.size"),
+                    format!("`{}` volumes are smaller than DIGIT's claim of {}", v.name, w.size),
+                    format!("give them at least {}", w.size),
+                ),
+                None if v.count > 0 => self.warn(
+                    &format!("{p}.name"),
+                    format!(
+                        "no DIGIT chart claims `{}` volumes: the storage host serves them, but no PersistentVolume is written for them",
+                        v.name
+                    ),
+                    format!(
+                        "DIGIT's charts claim: {}",
+                        wanted.iter().map(|w| w.name.as_str()).collect::<Vec<_>>().join(", ")
+                    ),
+                ),
+                _ => {}
+            }
         }
     }
 

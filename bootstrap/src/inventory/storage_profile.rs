@@ -3,6 +3,7 @@
 
 use super::model::{Storage, StorageProfile, VolumeProtocol, VolumeSpec};
 use super::values::ByteSize;
+use crate::digit::Claim;
 
 fn volume(name: &str, protocol: VolumeProtocol, count: u32, gib: u64) -> VolumeSpec {
     VolumeSpec { name: name.into(), protocol, count, size: ByteSize::gib(gib) }
@@ -26,11 +27,37 @@ pub fn profile_volumes(profile: StorageProfile) -> Vec<VolumeSpec> {
     ]
 }
 
+/// The volume sets DIGIT's claims ask for: one set per component, as many volumes as claims,
+/// each the size of the component's largest request; ReadWriteMany claims over NFS, the rest
+/// over iSCSI. Sets come in the order of the claims.
+pub fn claim_volumes(claims: &[Claim]) -> Vec<VolumeSpec> {
+    let mut sets: Vec<VolumeSpec> = Vec::new();
+    for claim in claims {
+        let size = claim_size(claim).unwrap_or(ByteSize(0));
+        let protocol = if claim.shared { VolumeProtocol::Nfs } else { VolumeProtocol::Iscsi };
+        match sets.iter_mut().find(|s| s.name == claim.component) {
+            Some(set) => {
+                set.count += 1;
+                set.size = set.size.max(size);
+            }
+            None => sets.push(VolumeSpec { name: claim.component.clone(), protocol, count: 1, size }),
+        }
+    }
+    sets
+}
+
+/// A claim's request as a size (`8Gi`, `500Mi`, ...), None when it is not one.
+pub fn claim_size(claim: &Claim) -> Option<ByteSize> {
+    claim.size.parse().ok()
+}
+
 impl Storage {
-    /// The volume sets to provision: the profile's, with the inventory's entries replacing those
-    /// of the same name (dropped when `count` is 0) and adding new ones.
+    /// The volume sets to provision: DIGIT's claims' when the inventory names a DIGIT checkout
+    /// (else the profile's), with the inventory's entries replacing those of the same name
+    /// (dropped when `count` is 0) and adding new ones.
     pub fn effective_volumes(&self) -> Vec<VolumeSpec> {
-        let mut volumes = profile_volumes(self.profile);
+        let mut volumes =
+            if self.digit_claims.is_empty() { profile_volumes(self.profile) } else { claim_volumes(&self.digit_claims) };
         for spec in &self.volumes {
             match volumes.iter_mut().find(|v| v.name == spec.name) {
                 Some(existing) => *existing = spec.clone(),

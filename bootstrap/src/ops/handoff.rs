@@ -9,10 +9,13 @@ use crate::database::{
     self,
     roles::{LoginRole, RoleError, RoleKind, login_roles},
 };
+use crate::digit::DigitSource;
 use crate::handoff::{
-    self, Credentials, DatabaseFacts, GitOpsTarget, HandoffError, HandoffInputs, HandoffOutcome, SopsSettings, programs,
+    self, Credentials, DatabaseFacts, DigitEnvironmentInputs, DigitInputs, GeneratedSecrets, GitOpsTarget,
+    HandoffError, HandoffInputs, HandoffOutcome, SopsSettings, programs,
 };
-use crate::inventory::{DatabaseAccess, LoadedInventory};
+use crate::inventory::{DatabaseAccess, DigitEnvironment, DigitFlow, LoadedInventory};
+use crate::state::secrets_store::{self, Generated};
 use crate::secrets::{self, SecretError};
 use crate::state::StateDir;
 use crate::storage::VolumePlan;
@@ -33,6 +36,10 @@ pub enum HandoffOpError {
         "handoff.sops.ageRecipient: `{0}` is not an age public key; it starts with `age1` (see `age-keygen -y KEYFILE`)"
     )]
     BadAgeRecipient(String),
+    #[error("handoff.digit.source: {0}")]
+    Digit(#[from] crate::digit::DigitError),
+    #[error("cannot keep a secret generated for DIGIT: {0}")]
+    Generated(#[from] crate::state::secrets_store::SecretStoreError),
 }
 
 /// The handoff directory of the inventory's cluster.
@@ -94,7 +101,7 @@ pub fn inputs(loaded: &LoadedInventory) -> Result<(HandoffInputs, Vec<String>), 
         cluster: inv.cluster.name.clone(),
         domain: inv.handoff.domain_or_default(&inv.cluster.name),
         namespace: inv.handoff.namespace.clone(),
-        environments: inv.handoff.environments.clone(),
+        environments: inv.handoff.environment_names(),
         deployer: inv.handoff.deployer,
         volumes: VolumePlan::of(inv),
         iscsi_chap,
@@ -106,8 +113,56 @@ pub fn inputs(loaded: &LoadedInventory) -> Result<(HandoffInputs, Vec<String>), 
             revision: g.revision.clone(),
         }),
         sops,
+        digit: digit_inputs(loaded, &state)?,
     };
     Ok((inputs, notes))
+}
+
+/// `handoff.digit` resolved: the checkout read again (the inventory's claims came from the same
+/// files), each environment's settings, and its generated secrets from the state directory.
+fn digit_inputs(loaded: &LoadedInventory, state: &StateDir) -> Result<Option<DigitInputs>, HandoffOpError> {
+    let inv = &loaded.inventory;
+    let Some(digit) = &inv.handoff.digit else { return Ok(None) };
+    let path = loaded.resolve(&digit.source);
+    let source = match digit.flow {
+        DigitFlow::Helmfile => DigitSource::open(&path)?,
+        DigitFlow::Deployer => DigitSource { root: path, env_text: String::new(), secrets_text: String::new() },
+    };
+    let claims = inv.storage.as_ref().map(|s| s.digit_claims.clone()).unwrap_or_default();
+    let settings: Vec<DigitEnvironment> = if digit.environments.is_empty() {
+        inv.handoff
+            .environments
+            .iter()
+            .map(|name| DigitEnvironment {
+                name: name.clone(),
+                domain: inv.handoff.domain_or_default(&inv.cluster.name),
+                tenant_id: "pg".into(),
+                cert_issuer: None,
+            })
+            .collect()
+    } else {
+        digit.environments.clone()
+    };
+    state.create().map_err(|source| HandoffOpError::State { path: state.root().to_path_buf(), source })?;
+    let mut environments = Vec::new();
+    for env in settings {
+        let secret = |what: &str, kind| secrets_store::generated(state, &format!("digit-{}-{what}", env.name), kind);
+        let generated = GeneratedSecrets {
+            elasticsearch_password: secret("elasticsearch-password", Generated::Password)?,
+            kafka_cluster_id: secret("kafka-cluster-id", Generated::KafkaClusterId)?,
+            novu_jwt_secret: secret("novu-jwt-secret", Generated::Password)?,
+            novu_store_encryption_key: secret("novu-store-encryption-key", Generated::Password)?,
+            novu_secret_key: secret("novu-secret-key", Generated::Password)?,
+        };
+        environments.push(DigitEnvironmentInputs {
+            name: env.name,
+            domain: env.domain,
+            tenant_id: env.tenant_id,
+            cert_issuer: env.cert_issuer,
+            generated,
+        });
+    }
+    Ok(Some(DigitInputs { flow: digit.flow, source, claims, environments }))
 }
 
 /// The first database of the inventory, its owner (Flyway's role) and the first read-write user

@@ -84,9 +84,41 @@ fn create_once(dir: &Path, file: &Path, password: &str) -> Result<(), SecretStor
 }
 
 fn generate() -> Result<String, SecretStoreError> {
-    let mut bytes = [0u8; PASSWORD_BYTES];
-    SystemRandom::new().fill(&mut bytes).map_err(|_| SecretStoreError::Random)?;
-    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+    random_base64(PASSWORD_BYTES)
+}
+
+/// `bytes` random bytes as URL-safe base64 without padding.
+fn random_base64(bytes: usize) -> Result<String, SecretStoreError> {
+    let mut buf = vec![0u8; bytes];
+    SystemRandom::new().fill(&mut buf).map_err(|_| SecretStoreError::Random)?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf))
+}
+
+/// What a generated secret looks like.
+#[derive(Debug, Clone, Copy)]
+pub enum Generated {
+    /// 32 URL-safe characters.
+    Password,
+    /// A Kafka KRaft cluster id: 16 bytes, 22 URL-safe characters.
+    KafkaClusterId,
+}
+
+/// The secret `name` (e.g. `digit-dev-elasticsearch-password`): the one kept in the state
+/// directory, or a new one generated and kept there now.
+pub fn generated(state: &StateDir, name: &str, kind: Generated) -> Result<Secret, SecretStoreError> {
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        return Err(SecretStoreError::BadRole(name.to_string()));
+    }
+    let dir = state.root().join("secrets");
+    let file = dir.join(name);
+    if !file.exists() {
+        let value = match kind {
+            Generated::Password => generate()?,
+            Generated::KafkaClusterId => random_base64(16)?,
+        };
+        create_once(&dir, &file, &value)?;
+    }
+    Ok(secrets::resolve(&SecretRef::File(file), Path::new(""), name)?)
 }
 
 #[cfg(test)]
@@ -104,6 +136,10 @@ mod tests {
     fn a_password_is_generated_once_kept_0600_and_read_back() {
         let (_dir, state) = state("c1");
         let first = db_password(&state, "egov_app").expect("generated");
+        let kafka = generated(&state, "digit-dev-kafka-cluster-id", Generated::KafkaClusterId).expect("made");
+        assert_eq!(kafka.expose().len(), 22);
+        let again = generated(&state, "digit-dev-kafka-cluster-id", Generated::KafkaClusterId).expect("read");
+        assert_eq!(kafka.expose(), again.expose());
         assert_eq!(first.expose().len(), 32);
         assert!(first.expose().chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
         let again = db_password(&state, "egov_app").expect("read back");

@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use crate::digit::Claim;
 use crate::inventory::Inventory;
 use crate::inventory::model::{IscsiTarget, Role, VolumeProtocol};
 use crate::inventory::values::ByteSize;
@@ -38,6 +39,9 @@ pub struct PlannedVolume {
     pub index: u32,
     pub size: ByteSize,
     pub access: VolumeAccess,
+    /// The DIGIT claim this volume is for (its PersistentVolume is pre-bound to it); None when
+    /// the inventory names no DIGIT checkout or no chart claims this volume.
+    pub claim: Option<Claim>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,7 +72,9 @@ impl VolumePlan {
                         VolumeAccess::Nfs { server: host.address.clone(), path: directory.join("nfs").join(&name) }
                     }
                 };
-                volumes.push(PlannedVolume { name, component: set.name.clone(), index, size: set.size, access });
+                // The index-th claim of the component, in the claims' (sorted) order.
+                let claim = storage.digit_claims.iter().filter(|c| c.component == set.name).nth(index as usize).cloned();
+                volumes.push(PlannedVolume { name, component: set.name.clone(), index, size: set.size, access, claim });
             }
         }
         Some(VolumePlan { host: host.name.clone(), address: host.address.clone(), directory, volumes })
