@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Render DIGIT's Helmfile deployment as helmfile would, with a real Helm engine.
 
-Usage: render.py DEPLOY_AS_CODE_DIR ENV_SECRETS_YAML ENV_YAML > report.json
+Usage: render.py DEPLOY_AS_CODE_DIR ENV_SECRETS_YAML ENV_YAML [EMIT_DIR] > report.json
 
 DEPLOY_AS_CODE_DIR holds `digit-helmfile.yaml`; the two environment files replace
 `charts/environments/env-secrets.yaml` and `env.yaml` (the files groundwork writes).
@@ -14,6 +14,8 @@ What it does, as helmfile does it:
      missingkey=error; Helm's engine would print an empty value);
   3. for every release with `installed` not false, merges its values list (files, then inline
      maps) and `set:` entries over the chart's values.yaml and renders the chart with Helm.
+
+With EMIT_DIR, every rendered object of release R goes to EMIT_DIR/R.yaml as well.
 
 It prints a JSON report: per release its namespace, chart, installed flag, the rendered objects
 (kind, apiVersion, name, namespace) and the PersistentVolumeClaims its StatefulSets will create
@@ -190,7 +192,7 @@ def with_local_dependencies(chart_dir, workdir):
     return copy_dir
 
 
-def render_release(release, base_dir, workdir):
+def render_release(release, base_dir, workdir, emit=None):
     name = release["name"]
     namespace = release.get("namespace") or "default"
     chart = str(release.get("chart", "")).replace("{{ .Release.Name }}", name)
@@ -208,9 +210,11 @@ def render_release(release, base_dir, workdir):
     except Exception as e:  # HelmRenderError, HelmValuesError, ...
         report["errors"].append(f"{type(e).__name__}: {e}")
         return report
+    emitted = []
     for path, text in sorted(rendered.items()):
         if not path.endswith((".yaml", ".yml", ".tpl")) or "NOTES" in path:
             continue
+        emitted.append(text)
         try:
             docs = load_yaml_docs(text)
         except yaml.YAMLError as e:
@@ -235,11 +239,17 @@ def render_release(release, base_dir, workdir):
                     "storageClassName": spec.get("storageClassName"),
                     "accessModes": spec.get("accessModes") or [], "statefulSet": None,
                 })
+    if emit:
+        with open(os.path.join(emit, f"{name}.yaml"), "w") as f:
+            f.write("\n---\n".join(emitted))
     return report
 
 
 def main():
     root, secrets_file, env_file = sys.argv[1:4]
+    emit = sys.argv[4] if len(sys.argv) > 4 else None
+    if emit:
+        os.makedirs(emit, exist_ok=True)
     values = {"env-secrets.yaml": secrets_file, "env.yaml": env_file}
     report = {"stateFiles": [], "releases": [], "errors": []}
     with tempfile.TemporaryDirectory() as workdir:
@@ -260,7 +270,7 @@ def main():
                 continue
             for doc in docs:
                 for release in doc.get("releases") or []:
-                    entry = render_release(release, os.path.dirname(path), workdir)
+                    entry = render_release(release, os.path.dirname(path), workdir, emit)
                     entry["stateFile"] = os.path.relpath(path, root)
                     report["releases"].append(entry)
     print(json.dumps(report, indent=1))

@@ -74,8 +74,8 @@ impl YamlText {
             }
             let line = &self.lines[index];
             let comment = key.comment_at.map(|at| line[at..].to_string()).unwrap_or_default();
-            let sep = if comment.is_empty() { "" } else { " " };
-            self.lines[index] = format!("{}{value}{sep}{}", &line[..key.value_at], comment.trim_start());
+            let value = same_quoting(&line[key.value_at..], value);
+            self.lines[index] = format!("{}{value}{comment}", &line[..key.value_at]);
             return Ok(());
         }
         let mut insert = Vec::new();
@@ -306,6 +306,21 @@ fn value_end(line: &str) -> usize {
     line.len()
 }
 
+/// `value` (a YAML scalar) quoted the way the value it replaces was, so a diff shows only the
+/// value: a double-quoted old value gets a double-quoted new one (JSON's escapes are YAML's).
+fn same_quoting(old: &str, value: &str) -> String {
+    let Ok(serde_yaml_ng::Value::String(text)) = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(value) else {
+        return value.to_string();
+    };
+    if old.starts_with('"') {
+        serde_json::to_string(&text).unwrap_or_else(|_| value.to_string())
+    } else if old.starts_with('\'') {
+        format!("'{}'", text.replace('\'', "''"))
+    } else {
+        value.to_string()
+    }
+}
+
 /// A string as a YAML scalar (plain when that is safe, quoted otherwise).
 pub fn scalar(value: &str) -> String {
     let yaml = serde_yaml_ng::to_string(value).expect("a string serialises");
@@ -326,6 +341,8 @@ mod tests {
         let text = y.text();
         assert!(text.contains("  domain: digit.example.in ## your domain\n"), "{text}");
         assert!(text.contains("      db-host: db-service.egov ## db\n"), "{text}");
+        y.set(&["configmaps", "egov-config", "data", "host-map"], &scalar("{'pg':'https://x/'}")).unwrap();
+        assert!(y.text().contains("      host-map: \"{'pg':'https://x/'}\" # keep\n"), "{}", y.text());
         assert_eq!(text.lines().count(), DOC.lines().count());
     }
 
