@@ -3,9 +3,10 @@
 //! Checked from outside with the cluster's own tools (kubectl and etcdctl on a master, through
 //! docker), never through groundwork. tests/run runs this binary alone, after the others.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use groundwork_lab_tests::{CmdlineSampler, Lab, changes, lab_secrets, leaked, text};
+use groundwork_lab_tests::{CmdlineSampler, Lab, changes, lab_secrets, leaked, list, text};
 
 fn kubectl(lab: &Lab, args: &str) -> String {
     let out = lab.docker(&[
@@ -126,24 +127,48 @@ fn apply_makes_a_ready_ha_cluster_and_a_second_apply_changes_nothing() {
 }
 
 /// What apply's last phase wrote is taken by the real API server as it is, and db-service leads
-/// through kube-proxy to the PostgreSQL VM; a second handoff rewrites nothing.
+/// through kube-proxy to the PostgreSQL VM. Then DIGIT's own deployment, rendered with real Helm
+/// from the environment files the handoff wrote, is deployed as far as storage and the database
+/// go: its claims (as its StatefulSets and charts make them) and its `db` Secret. Every claim is
+/// bound to the PersistentVolume groundwork wrote for it. A second handoff rewrites nothing.
 fn the_handoff_manifests_work_in_the_cluster(lab: &Lab) {
     let dir = lab.state.join("handoff/gwlab");
-    let manifests: String = ["manifests/storage.yaml", "manifests/database.yaml", "manifests/secrets.yaml"]
-        .iter()
-        .map(|f| std::fs::read_to_string(dir.join(f)).unwrap_or_else(|e| panic!("{f}: {e}")) + "\n---\n")
-        .collect();
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+    let manifests = format!("{}\n---\n{}\n", read("manifests/storage.yaml"), read("manifests/database.yaml"));
     let applied = lab.kubectl_apply(&manifests);
     assert!(applied.status.success(), "kubectl apply of the handoff manifests: {}", text(&applied.stderr));
-    let pvs = kubectl(lab, "get pv -l app.kubernetes.io/managed-by=groundwork -o name");
-    assert_eq!(pvs.lines().count(), 13, "12 iSCSI and 1 NFS volumes:\n{pvs}");
+    // secrets.yaml holds the iSCSI CHAP Secret only: DIGIT's configmaps release makes the db Secret.
+    let applied = lab.kubectl_apply(&read("manifests/secrets.yaml"));
+    assert!(applied.status.success(), "kubectl apply of secrets.yaml: {}", text(&applied.stderr));
+    assert_eq!(text(&applied.stdout).trim(), "secret/iscsi-chap created", "secrets.yaml holds only the CHAP Secret");
+    let no_db = lab.sh_in("master-1", "kubectl --kubeconfig /etc/kubernetes/admin.conf -n egov get secret db -o name");
+    assert!(text(&no_db.stderr).contains("NotFound"), "no db Secret before DIGIT's: {}", text(&no_db.stdout));
+
+    // One PersistentVolume per claim of DIGIT's charts, each pre-bound to its claim.
+    let pvs: serde_json::Value =
+        serde_json::from_str(&kubectl(lab, "get pv -l app.kubernetes.io/managed-by=groundwork -o json")).unwrap();
+    let meant: BTreeMap<(String, String), String> = pvs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|pv| {
+            let claim = &pv["spec"]["claimRef"];
+            let (ns, name) = (claim["namespace"].as_str(), claim["name"].as_str());
+            let pv_name = pv["metadata"]["name"].as_str().unwrap().to_string();
+            let key = (ns.unwrap_or_else(|| panic!("{pv_name} names no claim")).to_string(), name.unwrap().to_string());
+            (key, pv_name)
+        })
+        .collect();
+    assert_eq!(
+        meant.len(),
+        11,
+        "11 iSCSI volumes, each bound ahead to one claim (no PV for the NFS filestore):\n{meant:?}"
+    );
     let default_class = kubectl(
         lab,
-        "get storageclass -o jsonpath='{range .items[?(@.metadata.annotations.storageclass\\.kubernetes\\.io/is-default-class==\"true\")]}{.metadata.name}{end}'",
+        "get storageclass -o jsonpath='{range .items[?(@.metadata.annotations.storageclass\\.kubernetes\\.io/is-default-class==\"true\")]}{.metadata.name} {.provisioner} {.volumeBindingMode}{end}'",
     );
-    assert_eq!(default_class.trim(), "groundwork-nfs");
-    let keys = kubectl(lab, "-n egov get secret db -o go-template='{{range $k, $v := .data}}{{$k}} {{end}}'");
-    assert_eq!(keys.trim(), "flyway-password flyway-username password username");
+    assert_eq!(default_class.trim(), "groundwork-static kubernetes.io/no-provisioner WaitForFirstConsumer");
 
     // From a node, the Service's cluster IP reaches PostgreSQL (kube-proxy, then the Endpoints).
     let ip = kubectl(lab, "-n egov get service db-service -o jsonpath='{.spec.clusterIP}'");
@@ -155,10 +180,120 @@ fn the_handoff_manifests_work_in_the_cluster(lab: &Lab) {
         text(&reached.stderr)
     );
 
+    digits_claims_are_bound_to_groundworks_volumes(lab, &meant);
+
     let before: Vec<(std::path::PathBuf, Vec<u8>)> = files_under(&dir);
     let again = lab.groundwork(&["handoff", "-i", "inventory/lab.yaml", "-o", "json"]);
     assert!(again.status.success(), "{}", text(&again.stderr));
     assert_eq!(files_under(&dir), before, "a second handoff changed files");
+}
+
+/// DIGIT's deployment rendered with real Helm from the handoff's env files; its claims' namespaces,
+/// its claims and its db Secret applied (no DIGIT image is needed for these); every claim Bound,
+/// within a minute, to the PersistentVolume groundwork meant for it (`meant`: (namespace, claim)
+/// to PV, from the PVs' claimRefs).
+fn digits_claims_are_bound_to_groundworks_volumes(lab: &Lab, meant: &BTreeMap<(String, String), String>) {
+    let started = Instant::now();
+    let render = lab.render_digit(&lab.digit_environment());
+    // DIGIT's monitoring helmfile (charts/monitoring/monitoring-helmfile.yaml, unmodified from
+    // upstream) does not parse: its `{{- if hasKey .Values "monitoring" }}` (line 56) has no
+    // `{{ end }}`, so helmfile itself fails on it ("unexpected EOF"). Its releases are all gated
+    // on `monitoring.*` toggles the handoff's env.yaml leaves false; any other error fails here.
+    let errors = render.errors();
+    let (known, other): (Vec<&String>, Vec<&String>) = errors
+        .iter()
+        .partition(|e| e.starts_with("charts/monitoring/monitoring-helmfile.yaml:") && e.contains("unexpected EOF"));
+    assert!(other.is_empty(), "DIGIT's deployment does not render with the handoff's files:\n{other:#?}");
+    for e in known {
+        eprintln!("note: DIGIT's own defect, not groundwork's: {e}");
+    }
+    let claims = render.claims();
+    let named: Vec<(String, String)> = claims
+        .iter()
+        .map(|c| {
+            let m = &c["metadata"];
+            (m["namespace"].as_str().unwrap().to_string(), m["name"].as_str().unwrap().to_string())
+        })
+        .collect();
+    eprintln!("DIGIT's rendered claims ({}): {named:?}", named.len());
+    let rendered: std::collections::BTreeSet<_> = named.iter().cloned().collect();
+    let wanted: std::collections::BTreeSet<_> = meant.keys().cloned().collect();
+    assert_eq!(rendered.len(), named.len(), "no claim is rendered twice: {named:?}");
+    assert_eq!(rendered, wanted, "the claims Helm rendered are the claims groundwork bound volumes to");
+
+    // The namespaces the claims live in, the claims, and the db Secret as the configmaps release
+    // rendered it: over stdin, as one List.
+    let namespaces: std::collections::BTreeSet<&str> = named.iter().map(|(ns, _)| ns.as_str()).collect();
+    let mut objects: Vec<serde_json::Value> = namespaces
+        .iter()
+        .map(|ns| serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))
+        .collect();
+    objects.extend(claims);
+    let db_secret = render.db_secret();
+    assert_eq!(db_secret["metadata"]["namespace"], "egov", "{}", db_secret["metadata"]);
+    objects.push(db_secret.clone());
+    let applied = lab.kubectl_apply(&list(objects));
+    assert!(applied.status.success(), "kubectl apply of DIGIT's claims and db Secret: {}", text(&applied.stderr));
+
+    // The Secret is the rendered one, and carries the roles and passwords groundwork made.
+    let in_cluster: serde_json::Value = serde_json::from_str(&kubectl(lab, "-n egov get secret db -o json")).unwrap();
+    assert!(in_cluster["data"] == db_secret["data"], "the db Secret in the cluster is not the rendered one");
+    let keys: Vec<&String> = in_cluster["data"].as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["flyway-password", "flyway-username", "password", "username"]);
+    let decoded = kubectl(
+        lab,
+        "-n egov get secret db -o go-template='{{range $k, $v := .data}}{{$k}}={{$v | base64decode}}{{\"\\n\"}}{{end}}'",
+    );
+    let field = |k: &str| {
+        decoded.lines().find_map(|l| l.strip_prefix(&format!("{k}="))).unwrap_or_else(|| panic!("no {k}")).to_string()
+    };
+    let db = lab.inventory.database.as_ref().expect("the lab has a database");
+    let (owner, app) = (&db.databases[0].owner, &db.users[0].name);
+    assert_eq!((field("username"), field("flyway-username")), (app.clone(), owner.clone()));
+    let state = lab.root.join("inventory/.groundwork/gwlab/secrets");
+    for (role, key) in [(app, "password"), (owner, "flyway-password")] {
+        let kept =
+            std::fs::read_to_string(state.join(format!("db-{role}"))).unwrap_or_else(|e| panic!("db-{role}: {e}"));
+        assert!(field(key) == kept.trim(), "the Secret's {key} is not the password groundwork set for {role}");
+    }
+
+    // Every claim Bound to the volume groundwork meant for it.
+    let waited = eventually(60, || {
+        let pvcs: serde_json::Value = serde_json::from_str(&kubectl(lab, "get pvc -A -o json")).unwrap();
+        let mut wrong = vec![];
+        for ((ns, name), pv) in meant {
+            let pvc = pvcs["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["metadata"]["namespace"] == ns.as_str() && p["metadata"]["name"] == name.as_str());
+            let (phase, volume) = pvc
+                .map(|p| (p["status"]["phase"].as_str().unwrap_or("?"), p["spec"]["volumeName"].as_str().unwrap_or("")))
+                .unwrap_or(("missing", ""));
+            if phase != "Bound" || volume != pv {
+                wrong.push(format!("{ns}/{name}: {phase}, volume {volume:?} (groundwork meant {pv})"));
+            }
+        }
+        if wrong.is_empty() { Ok(()) } else { Err(wrong.join("\n")) }
+    });
+    if let Err(wrong) = waited {
+        let events = kubectl(
+            lab,
+            "get events -A --field-selector involvedObject.kind=PersistentVolumeClaim -o jsonpath='{range .items[*]}{.involvedObject.namespace}/{.involvedObject.name}: {.reason}: {.message}{\"\\n\"}{end}'",
+        );
+        let pvs = kubectl(
+            lab,
+            "get pv -o jsonpath='{range .items[*]}{.metadata.name} {.status.phase} {.spec.storageClassName} {.spec.claimRef.namespace}/{.spec.claimRef.name}{\"\\n\"}{end}'",
+        );
+        panic!(
+            "DIGIT's claims are not all bound to groundwork's volumes after 60 s:\n{wrong}\nevents:\n{events}\nvolumes:\n{pvs}"
+        );
+    }
+    eprintln!(
+        "DIGIT's {} claims bound to groundwork's volumes ({} s with the render)",
+        meant.len(),
+        started.elapsed().as_secs()
+    );
 }
 
 fn files_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {

@@ -314,3 +314,174 @@ pub fn leaked(sampled: &str, secrets: &[(String, String)]) -> Vec<String> {
     names.dedup();
     names
 }
+
+/// DIGIT's own deployment (the lab inventory's `handoff.digit.source`) rendered with real Helm by
+/// `tests/digit/render.py`, from the environment files the lab's handoff wrote for one DIGIT
+/// environment: what `helmfile -e env template` would give the operator.
+pub struct DigitRender {
+    /// render.py's JSON report (releases, their objects and claims, errors).
+    pub report: serde_json::Value,
+    /// EMIT_DIR: each release's rendered objects in `<release>.yaml` (0700: DIGIT's Secrets).
+    pub emit: PathBuf,
+    python: PathBuf,
+}
+
+/// Reads a YAML stream as Helm does (no timestamps) and prints its objects as one JSON array.
+const YAML_TO_JSON: &str = r#"import json, sys, yaml
+class L(yaml.SafeLoader): pass
+L.yaml_implicit_resolvers = {k: [(t, r) for t, r in v if t != "tag:yaml.org,2002:timestamp"]
+                             for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+with open(sys.argv[1]) as f:
+    print(json.dumps([d for d in yaml.load_all(f, Loader=L) if isinstance(d, dict)]))
+"#;
+
+impl Lab {
+    /// The first DIGIT environment of the lab inventory (`handoff.digit.environments`).
+    pub fn digit_environment(&self) -> String {
+        let digit = self.inventory.handoff.digit.as_ref().expect("the lab inventory has handoff.digit");
+        digit.environments.first().map(|e| e.name.clone()).expect("handoff.digit names an environment")
+    }
+
+    /// Renders DIGIT's deployment with the handoff's env files of `env`
+    /// (`<handoff>/gwlab/digit/helmfile/<env>/env.yaml`, `env-secrets.yaml`).
+    pub fn render_digit(&self, env: &str) -> DigitRender {
+        let setup = Command::new(self.root.join("tests/digit/setup")).output().expect("tests/digit/setup runs");
+        assert!(setup.status.success(), "tests/digit/setup: {}", text(&setup.stderr));
+        let python = PathBuf::from(text(&setup.stdout).trim());
+        let digit = self.inventory.handoff.digit.as_ref().expect("the lab inventory has handoff.digit");
+        let source = self.inventory_path.parent().expect("inventory directory").join(&digit.source);
+        let envs = self.state.join("handoff/gwlab/digit/helmfile").join(env);
+        let emit = self.scratch(&format!("digit-render-{env}"));
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&emit, std::fs::Permissions::from_mode(0o700)).expect("chmod 0700");
+        }
+        let out = Command::new(&python)
+            .arg(self.root.join("tests/digit/render.py"))
+            .arg(&source)
+            .arg(envs.join("env-secrets.yaml"))
+            .arg(envs.join("env.yaml"))
+            .arg(&emit)
+            .output()
+            .expect("render.py runs");
+        assert!(out.status.success(), "render.py: {}", text(&out.stderr));
+        let report = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("render.py's report is not JSON ({e}): {}", text(&out.stderr)));
+        DigitRender { report, emit, python }
+    }
+
+    /// DIGIT's `db` Secret as its `configmaps` release renders it from the handoff's env files
+    /// (what `state adopt` reads the database passwords from), applied to the cluster; the
+    /// handoff's database.yaml first (the `egov` namespace). Secrets go over stdin only.
+    pub fn deploy_digit_db_secret(&self) {
+        let database = self.state.join("handoff/gwlab/manifests/database.yaml");
+        let database = std::fs::read_to_string(&database).unwrap_or_else(|e| panic!("{}: {e}", database.display()));
+        let out = self.kubectl_apply(&database);
+        assert!(out.status.success(), "kubectl apply of database.yaml: {}", text(&out.stderr));
+        let render = self.render_digit(&self.digit_environment());
+        let out = self.kubectl_apply(&list(vec![render.db_secret()]));
+        assert!(out.status.success(), "kubectl apply of DIGIT's db Secret: {}", text(&out.stderr));
+    }
+}
+
+/// `objects` as one `v1 List`, for `kubectl apply -f -`.
+pub fn list(objects: Vec<serde_json::Value>) -> String {
+    serde_json::json!({"apiVersion": "v1", "kind": "List", "items": objects}).to_string()
+}
+
+impl DigitRender {
+    /// The releases render.py rendered (installed or not).
+    pub fn releases(&self) -> &[serde_json::Value] {
+        self.report["releases"].as_array().map(Vec::as_slice).unwrap_or_default()
+    }
+
+    /// Every error of the render: the state files' (`file: error`) and each release's.
+    pub fn errors(&self) -> Vec<String> {
+        let mut all: Vec<String> = self.report["errors"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| e.as_str().unwrap_or("?").to_string())
+            .collect();
+        for r in self.releases() {
+            for e in r["errors"].as_array().into_iter().flatten() {
+                all.push(format!("release {}: {}", r["name"].as_str().unwrap_or("?"), e.as_str().unwrap_or("?")));
+            }
+        }
+        all
+    }
+
+    /// Release `release`'s rendered objects (EMIT_DIR/<release>.yaml) as JSON, each with the
+    /// release's namespace where the chart left it out (or null), as Helm installs them.
+    pub fn objects(&self, release: &str) -> Vec<serde_json::Value> {
+        let namespace = self
+            .releases()
+            .iter()
+            .find(|r| r["name"] == release)
+            .and_then(|r| r["namespace"].as_str())
+            .unwrap_or_else(|| panic!("no release {release} in the render"))
+            .to_string();
+        let file = self.emit.join(format!("{release}.yaml"));
+        let out = Command::new(&self.python).args(["-c", YAML_TO_JSON]).arg(&file).output().expect("python runs");
+        assert!(out.status.success(), "{}: {}", file.display(), text(&out.stderr));
+        let mut objects: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("JSON from python");
+        for o in &mut objects {
+            if o["metadata"]["namespace"].as_str().is_none_or(str::is_empty) {
+                o["metadata"]["namespace"] = namespace.clone().into();
+            }
+        }
+        objects
+    }
+
+    /// The `db` Secret of DIGIT's `configmaps` release, exactly as rendered.
+    pub fn db_secret(&self) -> serde_json::Value {
+        self.objects("configmaps")
+            .into_iter()
+            .find(|o| o["kind"] == "Secret" && o["metadata"]["name"] == "db")
+            .expect("DIGIT's configmaps release renders the Secret db")
+    }
+
+    /// A PersistentVolumeClaim for every claim of every rendered release: for a StatefulSet's
+    /// claim, what the StatefulSet controller would create (name, namespace, access modes,
+    /// storage request, the class only when the template sets one); a PersistentVolumeClaim the
+    /// chart renders itself, as rendered.
+    pub fn claims(&self) -> Vec<serde_json::Value> {
+        let mut all = vec![];
+        for r in self.releases() {
+            let claims = r["claims"].as_array().map(Vec::as_slice).unwrap_or_default();
+            if claims.is_empty() {
+                continue;
+            }
+            let release = r["name"].as_str().expect("release name");
+            let rendered = self.objects(release);
+            for c in claims {
+                if c["statefulSet"].is_null() {
+                    let pvc = rendered
+                        .iter()
+                        .find(|o| {
+                            o["kind"] == "PersistentVolumeClaim"
+                                && o["metadata"]["name"] == c["name"]
+                                && o["metadata"]["namespace"] == c["namespace"]
+                        })
+                        .unwrap_or_else(|| panic!("release {release} renders the claim {c}"));
+                    all.push(pvc.clone());
+                } else {
+                    let mut spec = serde_json::json!({
+                        "accessModes": c["accessModes"],
+                        "resources": {"requests": {"storage": c["size"]}},
+                    });
+                    if let Some(class) = c["storageClassName"].as_str() {
+                        spec["storageClassName"] = class.into();
+                    }
+                    all.push(serde_json::json!({
+                        "apiVersion": "v1",
+                        "kind": "PersistentVolumeClaim",
+                        "metadata": {"name": c["name"], "namespace": c["namespace"]},
+                        "spec": spec,
+                    }));
+                }
+            }
+        }
+        all
+    }
+}
