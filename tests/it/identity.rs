@@ -64,18 +64,6 @@ fn secrets(lab: &Lab) -> Vec<String> {
     all
 }
 
-/// The deployer's objects from the handoff (the db Secret adopt takes passwords from), as the
-/// apply test applies them: idempotent.
-fn deploy_handoff_manifests(lab: &Lab) {
-    let dir = lab.state.join("handoff/gwlab/manifests");
-    let manifests: String = ["database.yaml", "secrets.yaml"]
-        .iter()
-        .map(|f| std::fs::read_to_string(dir.join(f)).unwrap_or_else(|e| panic!("{f}: {e}")) + "\n---\n")
-        .collect();
-    let out = lab.kubectl_apply(&manifests);
-    assert!(out.status.success(), "kubectl apply: {}", text(&out.stderr));
-}
-
 /// A second checkout: the lab inventory in `dir`, its handoff written into `dir/handoff`.
 fn checkout(lab: &Lab, dir: &Path) -> PathBuf {
     let shared = format!("directory: {}/handoff", lab.state.display());
@@ -112,7 +100,9 @@ fn report_changes(out: &Output) -> Vec<(String, String, String)> {
 #[test]
 fn a_second_checkout_is_refused_then_adopts_and_backs_up_the_cluster() {
     let lab = Lab::require();
-    deploy_handoff_manifests(&lab);
+    // The db Secret adopt takes the database passwords from: DIGIT's configmaps release renders
+    // it from the handoff's env-secrets.yaml (as the apply test deploys it; idempotent).
+    lab.deploy_digit_db_secret();
     let before = pki_sums(&lab);
     let nodes =
         text(&lab.sh_in("master-1", "kubectl --kubeconfig /etc/kubernetes/admin.conf get nodes -o name").stdout);
