@@ -382,7 +382,13 @@ mod tests {
         let found: Vec<String> = y.placeholders().iter().map(|p| p.to_string()).collect();
         assert_eq!(
             found,
-            ["line 2: <domain_name>", "line 7: <db_host>", "line 8: <tenant_id>", "line 8: <domain_name>", "line 12: <db_username>"]
+            [
+                "line 2: <domain_name>",
+                "line 7: <db_host>",
+                "line 8: <tenant_id>",
+                "line 8: <domain_name>",
+                "line 12: <db_username>"
+            ]
         );
         assert_eq!(y.replace_in_values("<domain_name>", "d.in"), 2);
         assert!(y.text().contains("'https://d.in/'"));

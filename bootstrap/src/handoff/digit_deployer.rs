@@ -8,8 +8,8 @@ use serde::Serialize;
 
 use super::digit_config::{Backbone, ConfigMapData, ConfigMaps, DbSecrets, Global, SecretsSection, egov_config};
 use super::{
-    Content, DIGIT_SECRETS_REGEX, DigitEnvironmentInputs, DigitInputs, HandoffError, HandoffInputs, Rendered, deployer_file,
-    yaml,
+    Content, DIGIT_SECRETS_REGEX, DigitEnvironmentInputs, DigitInputs, HandoffError, HandoffInputs, Rendered,
+    deployer_file, yaml,
 };
 use crate::storage::{PlannedVolume, VolumeAccess, VolumePlan};
 
@@ -88,7 +88,11 @@ pub fn render(inputs: &HandoffInputs, digit: &DigitInputs, out: &mut Rendered) -
     Ok(())
 }
 
-fn render_environment(inputs: &HandoffInputs, env: &DigitEnvironmentInputs, out: &mut Rendered) -> Result<(), HandoffError> {
+fn render_environment(
+    inputs: &HandoffInputs,
+    env: &DigitEnvironmentInputs,
+    out: &mut Rendered,
+) -> Result<(), HandoffError> {
     let file = EnvFile {
         global: Global { domain: env.domain.clone() },
         cluster_configs: ClusterConfigs {

@@ -13,8 +13,8 @@ use serde::de::DeserializeOwned;
 
 use super::*;
 use crate::digit::DigitSource;
-use crate::inventory::{DigitFlow, Inventory};
 use crate::inventory::values::SecretRef;
+use crate::inventory::{DigitFlow, Inventory};
 
 const APP_PASSWORD: &str = "fixture-app-password-9f2c";
 const OWNER_PASSWORD: &str = "fixture-owner-password-41d7";
@@ -361,7 +361,10 @@ fn digits_own_files_keep_every_key_and_line_and_get_groundworks_values() {
         assert_eq!(secrets["elasticsearch"]["password"], format!("{GENERATED}{env}-es").as_str());
         assert_eq!(secrets["novu"]["storeEncryptionKey"], format!("{GENERATED}{env}-store").as_str());
         // The operator's own keys are theirs.
-        assert_eq!(secrets["egov-enc-service"]["master_salt"], original_secrets["secrets"]["egov-enc-service"]["master_salt"]);
+        assert_eq!(
+            secrets["egov-enc-service"]["master_salt"],
+            original_secrets["secrets"]["egov-enc-service"]["master_salt"]
+        );
     }
 }
 
