@@ -268,7 +268,7 @@ fn host_findings(inv: &Inventory, roles: &[String], f: &Facts, skew_ms: i64, set
                 .advise("cgroup v1 works but is in maintenance mode in Kubernetes; boot with cgroup v2 when you can"),
         );
     }
-    if inv.storage.is_some() {
+    if let Some(storage) = &inv.storage {
         if has_role(roles, Role::Worker) && f.kernel_features.iscsi_initiator == FeatureState::Missing {
             out.push(
                 finding("kernel iscsi", Status::Warn, "missing", "iscsi_tcp")
@@ -276,13 +276,12 @@ fn host_findings(inv: &Inventory, roles: &[String], f: &Facts, skew_ms: i64, set
             );
         }
         if has_role(roles, Role::Storage)
-            && let Some(finding) = volume_space(inv.storage.as_ref().expect("checked above"), f)
+            && let Some(finding) = volume_space(storage, f)
         {
             out.push(finding);
         }
         if has_role(roles, Role::Storage) && f.kernel_features.nfs_server == FeatureState::Missing {
-            let kernel_server =
-                inv.storage.as_ref().is_some_and(|s| s.nfs.server == crate::inventory::NfsServer::Kernel);
+            let kernel_server = storage.nfs.server == crate::inventory::NfsServer::Kernel;
             out.push(if kernel_server {
                 finding("kernel nfsd", Status::Fail, "missing", "nfsd (storage.nfs.server: kernel)")
                     .advise("the kernel has no nfsd: set storage.nfs.server: ganesha, or use a kernel with nfsd")
@@ -455,6 +454,42 @@ pub fn evaluate(inv: &Inventory, reports: &[HostReport], settings: &CheckSetting
     CheckReport { baseline_relaxations: inv.baselines.relaxations(), hosts, cluster }
 }
 
+/// Whether the storage host's file system can hold every volume at its full size (what DIGIT's
+/// charts claim, or `storage.volumes`): the backing files are sparse, so they fill as the
+/// backbone writes. Only for backing files in a directory; the agent reports `/` and `/var`,
+/// so the file system is the one of those holding the directory.
+fn volume_space(storage: &crate::inventory::Storage, f: &Facts) -> Option<Finding> {
+    if storage.backing_store.kind != crate::inventory::BackingKind::File {
+        return None;
+    }
+    let needed: u64 = storage.effective_volumes().iter().map(|v| v.size.bytes() * u64::from(v.count)).sum();
+    let dir = storage.backing_store.directory.display().to_string();
+    let fs = f
+        .filesystems
+        .iter()
+        .filter(|fs| dir == fs.path || dir.starts_with(&format!("{}/", fs.path.trim_end_matches('/'))))
+        .max_by_key(|fs| fs.path.len())?;
+    let status = if needed > fs.total_bytes {
+        Status::Fail
+    } else if needed > fs.available_bytes {
+        Status::Warn
+    } else {
+        Status::Pass
+    };
+    let what = if storage.digit_claims.is_empty() { "the volumes" } else { "the volumes DIGIT's charts claim" };
+    Some(
+        finding(
+            "volume space",
+            status,
+            format!("{} {} ({} free)", fs.mount_point, ByteSize(fs.total_bytes), ByteSize(fs.available_bytes)),
+            format!("{} for {what} in {dir}", ByteSize(needed)),
+        )
+        .advise(
+            "the volumes' backing files fill as the backbone writes: grow that file system, put backingStore.directory on a larger one, or use backingStore.kind: lvm",
+        ),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -621,40 +656,4 @@ mod tests {
         let r = evaluate(&inv, &[report("d1", "database", d)], &CheckSettings::default());
         assert_eq!(status_of(&r, "d1", "ports").status, Status::Pass);
     }
-}
-
-/// Whether the storage host's file system can hold every volume at its full size (what DIGIT's
-/// charts claim, or `storage.volumes`): the backing files are sparse, so they fill as the
-/// backbone writes. Only for backing files in a directory; the agent reports `/` and `/var`,
-/// so the file system is the one of those holding the directory.
-fn volume_space(storage: &crate::inventory::Storage, f: &Facts) -> Option<Finding> {
-    if storage.backing_store.kind != crate::inventory::BackingKind::File {
-        return None;
-    }
-    let needed: u64 = storage.effective_volumes().iter().map(|v| v.size.bytes() * u64::from(v.count)).sum();
-    let dir = storage.backing_store.directory.display().to_string();
-    let fs = f
-        .filesystems
-        .iter()
-        .filter(|fs| dir == fs.path || dir.starts_with(&format!("{}/", fs.path.trim_end_matches('/'))))
-        .max_by_key(|fs| fs.path.len())?;
-    let status = if needed > fs.total_bytes {
-        Status::Fail
-    } else if needed > fs.available_bytes {
-        Status::Warn
-    } else {
-        Status::Pass
-    };
-    let what = if storage.digit_claims.is_empty() { "the volumes" } else { "the volumes DIGIT's charts claim" };
-    Some(
-        finding(
-            "volume space",
-            status,
-            format!("{} {} ({} free)", fs.mount_point, ByteSize(fs.total_bytes), ByteSize(fs.available_bytes)),
-            format!("{} for {what} in {dir}", ByteSize(needed)),
-        )
-        .advise(
-            "the volumes' backing files fill as the backbone writes: grow that file system, put backingStore.directory on a larger one, or use backingStore.kind: lvm",
-        ),
-    )
 }
