@@ -380,6 +380,13 @@ fn deploy_section(w: &mut String, inputs: &HandoffInputs, script: &DeployScript)
             format!(" and {} is set", script.variables.iter().map(|v| format!("`{v}`")).collect::<Vec<_>>().join(", "))
         }
     );
+    if inputs.deployer == Deployer::Helm && inputs.digit.as_ref().is_some_and(|d| d.flow == DigitFlow::Helmfile) {
+        let _ = writeln!(
+            w,
+            "`env-secrets.yaml` holds the database passwords and the generated secrets: keep it out of Git\n\
+             in the checkout (`echo charts/environments/env-secrets.yaml >> .git/info/exclude` there).\n"
+        );
+    }
     if script.programs.iter().any(|p| p == "sops")
         && inputs.digit.as_ref().is_some_and(|d| d.flow == DigitFlow::Helmfile)
     {
