@@ -137,7 +137,7 @@ fn backbone_endpoints(claims: &[Claim]) -> Vec<(&'static str, String)> {
 
 /// DIGIT's `<placeholders>` groundwork can fill, wherever they appear (strings that combine
 /// them, such as the CORS origin, included).
-fn substitutions(inputs: &HandoffInputs, env: &DigitEnvironmentInputs) -> Vec<(&'static str, String)> {
+pub fn substitutions(inputs: &HandoffInputs, env: &DigitEnvironmentInputs) -> Vec<(&'static str, String)> {
     let mut out = vec![("<domain_name>", env.domain.clone()), ("<tenant_id>", env.tenant_id.clone())];
     if let Some(db) = &inputs.database {
         let host = db_host(&inputs.namespace);
