@@ -35,9 +35,17 @@ database:
 handoff:
   directory: out
   deployer: helm
-  domain: digit.test.example
-  environments: [dev, uat]
+  digit:
+    source: DIGIT_SOURCE
+    environments:
+      - {name: dev, domain: dev.digit.test.example}
+      - {name: uat, domain: uat.digit.test.example, tenantId: pb}
 ";
+
+/// DIGIT's own deployment, unmodified, next to the repository.
+fn digit_source() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/digit/ccrs/devops/deploy-as-code")
+}
 
 struct Fixture {
     dir: tempfile::TempDir,
@@ -49,7 +57,8 @@ impl Fixture {
         std::fs::write(dir.path().join("id_test"), "not a real key; only its existence is checked\n").expect("key");
         std::fs::write(dir.path().join("app.password"), format!("{APP_PASSWORD}\n")).expect("app password");
         std::fs::write(dir.path().join("chap.password"), format!("{CHAP_PASSWORD}\n")).expect("chap password");
-        std::fs::write(dir.path().join("inventory.yaml"), INVENTORY).expect("inventory");
+        let inventory = INVENTORY.replace("DIGIT_SOURCE", &digit_source().display().to_string());
+        std::fs::write(dir.path().join("inventory.yaml"), inventory).expect("inventory");
         Fixture { dir }
     }
     fn inventory(&self) -> PathBuf {
@@ -64,7 +73,6 @@ impl Fixture {
         if let Some(p) = path_var {
             cmd.env("PATH", p);
         }
-        cmd.env_remove("DIGIT_DEVOPS");
         cmd.output().expect("groundwork runs")
     }
 }
@@ -87,7 +95,7 @@ fn handoff_without_a_cluster_writes_everything_else_and_says_so() {
     assert!(stdout.contains("no admin kubeconfig"), "{stdout}");
     assert!(stdout.contains("NEXT-STEPS.md"), "{stdout}");
     assert!(!f.out().join("kubeconfig").exists());
-    for file in ["NEXT-STEPS.md", "manifests/secrets.yaml", "digit/helmfile/uat/env.yaml", "digit/deployer/dev.yaml"] {
+    for file in ["NEXT-STEPS.md", "manifests/secrets.yaml", "digit/helmfile/uat/env.yaml", "manifests/storage.yaml"] {
         assert!(f.out().join(file).exists(), "{file} written");
     }
     let secrets = std::fs::read_to_string(f.out().join("digit/helmfile/dev/env-secrets.yaml")).expect("secrets");
@@ -105,6 +113,20 @@ fn handoff_without_a_cluster_writes_everything_else_and_says_so() {
     assert_eq!(rewritten, 0, "nothing rewritten on a second run:\n{stdout}");
     assert!(stdout.contains("0 of "), "{stdout}");
     assert_eq!(owner_password(&f), owner, "the generated password is kept");
+}
+
+#[test]
+fn strict_fails_while_digits_placeholders_remain_and_names_each() {
+    let f = Fixture::new();
+    let out = f.run(&["--strict"], None);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    let line = format!("{}:111: <filestore_s3_bucket>", f.out().join("digit/helmfile/uat/env.yaml").display());
+    assert!(stderr.contains(&line), "{stderr}");
+    assert!(f.out().join("digit/helmfile/uat/env.yaml").exists(), "the files are written all the same");
+    let json = f.run(&["-o", "json"], None);
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).expect("json");
+    assert!(json["placeholders"].as_array().is_some_and(|p| p.iter().any(|p| p["text"] == "<assets_s3_bucket>")));
 }
 
 #[test]

@@ -2,6 +2,7 @@
 """Render DIGIT's Helmfile deployment as helmfile would, with a real Helm engine.
 
 Usage: render.py DEPLOY_AS_CODE_DIR ENV_SECRETS_YAML ENV_YAML [EMIT_DIR] > report.json
+       render.py --deployer CHART_DIR NAME VALUES_YAML... > documents.json
 
 DEPLOY_AS_CODE_DIR holds `digit-helmfile.yaml`; the two environment files replace
 `charts/environments/env-secrets.yaml` and `env.yaml` (the files groundwork writes).
@@ -21,6 +22,12 @@ It prints a JSON report: per release its namespace, chart, installed flag, the r
 (kind, apiVersion, name, namespace) and the PersistentVolumeClaims its StatefulSets will create
 (name, namespace, size, storageClassName), and any error. It exits 0 even when releases fail:
 the caller (a Rust test) decides.
+
+With --deployer it renders one chart as DIGIT's Go deployer (digit-lts) does,
+`helm template -f <env>.yaml --set name=NAME [-f CHART_DIR/NAME-values.yaml] .`: the values files
+merged in order over the chart's values.yaml (the caller passes CHART_DIR/NAME-values.yaml when
+there is one), then `name: NAME` over them, release name `release-name`, namespace `default`. It
+prints {"documents": [every rendered object], "errors": [...]} and exits 0 on render errors.
 
 Helm is the PyPI package helm-python-sdk (Helm v4 as a shared library, no helm binary)."""
 
@@ -245,7 +252,36 @@ def render_release(release, base_dir, workdir, emit=None):
     return report
 
 
+def deployer_main(chart_dir, name, values_files):
+    """`helm template` of one chart as the Go deployer runs it (see the module's docstring)."""
+    values = {}
+    for path in values_files:
+        with open(path) as f:
+            values = deep_merge(values, yaml.load(f, Loader=Loader) or {})
+    values["name"] = name
+    report = {"documents": [], "errors": []}
+    try:
+        rendered = Chart.load(chart_dir).render(values=values, name="release-name", namespace="default",
+                                                is_install=True)
+    except Exception as e:  # HelmRenderError, HelmValuesError, ...
+        report["errors"].append(f"{type(e).__name__}: {e}")
+        rendered = {}
+    for path, text in sorted(rendered.items()):
+        if not path.endswith((".yaml", ".yml")) or "NOTES" in path:
+            continue
+        try:
+            docs = load_yaml_docs(text)
+        except yaml.YAMLError as e:
+            report["errors"].append(f"{path}: rendered YAML does not parse: {e}")
+            continue
+        report["documents"].extend(d for d in docs if isinstance(d, dict) and "kind" in d)
+    print(json.dumps(report, indent=1))
+
+
 def main():
+    if sys.argv[1:2] == ["--deployer"]:
+        deployer_main(sys.argv[2], sys.argv[3], sys.argv[4:])
+        return
     root, secrets_file, env_file = sys.argv[1:4]
     emit = sys.argv[4] if len(sys.argv) > 4 else None
     if emit:

@@ -31,14 +31,14 @@ pub struct Claim {
 enum Name {
     /// `default .Chart.Name .Values.<key>` after the chart merged `.Values[<chart name>]` over
     /// its values (the helper DIGIT's charts carry).
-    HoistedChartName(&'static str),
+    Hoisted(&'static str),
     /// Bitnami's fullname (`fullnameOverride`, else the release name when it contains the chart
     /// name, else `<release>-<chart>`), with a suffix.
     BitnamiFullname(&'static str),
     /// A values key.
     Value(&'static str),
     /// `<chart name><suffix>`.
-    ChartName(&'static str),
+    ChartSuffix(&'static str),
 }
 
 #[derive(Clone, Copy)]
@@ -103,11 +103,7 @@ const CATALOG: &[ChartClaims] = &[
     ChartClaims {
         chart: "elasticsearch",
         component: "es-master",
-        shape: Shape::StatefulSet {
-            statefulset: Name::HoistedChartName("name"),
-            template: "es-storage",
-            replicas: "replicas",
-        },
+        shape: Shape::StatefulSet { statefulset: Name::Hoisted("name"), template: "es-storage", replicas: "replicas" },
         enabled: &["persistence.enabled"],
         existing_claim: None,
         size: "volumeClaimTemplate.resources.requests.storage",
@@ -119,11 +115,7 @@ const CATALOG: &[ChartClaims] = &[
     ChartClaims {
         chart: "elasticsearch-data",
         component: "es-data",
-        shape: Shape::StatefulSet {
-            statefulset: Name::HoistedChartName("name"),
-            template: "es-storage",
-            replicas: "replicas",
-        },
+        shape: Shape::StatefulSet { statefulset: Name::Hoisted("name"), template: "es-storage", replicas: "replicas" },
         enabled: &["persistence.enabled"],
         existing_claim: None,
         size: "volumeClaimTemplate.resources.requests.storage",
@@ -147,7 +139,7 @@ const CATALOG: &[ChartClaims] = &[
     ChartClaims {
         chart: "pgadmin",
         component: "pgadmin",
-        shape: Shape::Claim { name: Name::ChartName("-data") },
+        shape: Shape::Claim { name: Name::ChartSuffix("-data") },
         enabled: &["persistence.enabled"],
         existing_claim: Some("persistence.existingClaim"),
         size: "persistence.dataDirSize",
@@ -226,17 +218,24 @@ fn claims_of(shape: &ChartClaims, release: &Release, chart: &str, values: &Value
 
 fn name(rule: Name, release: &Release, chart: &str, values: &Value) -> String {
     match rule {
-        Name::HoistedChartName(key) | Name::Value(key) => {
+        Name::Hoisted(key) | Name::Value(key) => {
             let fallback = if matches!(rule, Name::Value(_)) { release.name.as_str() } else { chart };
             lookup(values, key).and_then(Value::as_str).filter(|s| !s.is_empty()).unwrap_or(fallback).to_string()
         }
-        Name::ChartName(suffix) => format!("{chart}{suffix}"),
+        Name::ChartSuffix(suffix) => format!("{chart}{suffix}"),
         Name::BitnamiFullname(suffix) => {
             let base = match lookup(values, "fullnameOverride").and_then(Value::as_str).filter(|s| !s.is_empty()) {
                 Some(full) => full.to_string(),
                 None => {
-                    let chart = lookup(values, "nameOverride").and_then(Value::as_str).filter(|s| !s.is_empty()).unwrap_or(chart);
-                    if release.name.contains(chart) { release.name.clone() } else { format!("{}-{chart}", release.name) }
+                    let chart = lookup(values, "nameOverride")
+                        .and_then(Value::as_str)
+                        .filter(|s| !s.is_empty())
+                        .unwrap_or(chart);
+                    if release.name.contains(chart) {
+                        release.name.clone()
+                    } else {
+                        format!("{}-{chart}", release.name)
+                    }
                 }
             };
             let mut full: String = base.chars().take(63).collect();

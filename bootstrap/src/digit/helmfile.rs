@@ -116,13 +116,13 @@ fn without_templates(text: &str) -> String {
     while let Some(start) = rest.find("{{") {
         let after = &rest[start..];
         let inner = after[2..].trim_start_matches('-').trim_start();
-        if inner.starts_with("/*") {
-            if let Some(end) = after.find("*/") {
-                let close = after[end..].find("}}").map(|c| end + c + 2).unwrap_or(after.len());
-                uncommented.push_str(&rest[..start]);
-                rest = &after[close..];
-                continue;
-            }
+        if inner.starts_with("/*")
+            && let Some(end) = after.find("*/")
+        {
+            let close = after[end..].find("}}").map(|c| end + c + 2).unwrap_or(after.len());
+            uncommented.push_str(&rest[..start]);
+            rest = &after[close..];
+            continue;
         }
         uncommented.push_str(&rest[..start + 2]);
         rest = &rest[start + 2..];

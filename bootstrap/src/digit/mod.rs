@@ -48,6 +48,8 @@ impl DigitSource {
             .into_iter()
             .find(|p| p.join(TOP_HELMFILE).is_file())
             .ok_or_else(|| DigitError::NotFound { path: path.to_path_buf() })?;
+        // Absolute and without `..`: NEXT-STEPS.md's commands name it, from any directory.
+        let root = std::fs::canonicalize(&root).map_err(|source| DigitError::Read { path: root.clone(), source })?;
         let read = |rel: &str| {
             let file = root.join(rel);
             std::fs::read_to_string(&file).map_err(|source| DigitError::Read { path: file, source })

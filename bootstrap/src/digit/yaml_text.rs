@@ -69,13 +69,24 @@ impl YamlText {
         let (found, depth_found, parent_end, child_indent) = self.locate(path);
         if let Some(index) = found {
             let key = self.key_line(index).expect("located lines are keys");
-            if self.block_end(index, key.indent) > index + 1 {
-                return Err(EditError::NotScalar { path: path.join("."), line: index + 1 });
+            let end = self.block_end(index, key.indent);
+            if end > index + 1 {
+                // A block list may be replaced by a flow list; a mapping is never overwritten.
+                let only_items = self.lines[index + 1..end].iter().all(|l| {
+                    let t = l.trim_start();
+                    t.is_empty() || t.starts_with('#') || t.starts_with("- ") || t == "-"
+                });
+                if !(value.starts_with('[') && only_items && key.value_at >= self.lines[index].trim_end().len()) {
+                    return Err(EditError::NotScalar { path: path.join("."), line: index + 1 });
+                }
+                self.lines.drain(index + 1..end);
             }
             let line = &self.lines[index];
             let comment = key.comment_at.map(|at| line[at..].to_string()).unwrap_or_default();
             let value = same_quoting(&line[key.value_at..], value);
-            self.lines[index] = format!("{}{value}{comment}", &line[..key.value_at]);
+            let head = &line[..key.value_at];
+            let sep = if head.ends_with(':') { " " } else { "" };
+            self.lines[index] = format!("{head}{sep}{value}{comment}");
             return Ok(());
         }
         let mut insert = Vec::new();
@@ -371,6 +382,13 @@ mod tests {
     }
 
     #[test]
+    fn a_block_list_becomes_a_flow_list() {
+        let mut y = YamlText::parse("kafka:\n  iqn:\n    - a\n    - b\n  size: 1\n");
+        y.set(&["kafka", "iqn"], "[x, y, z]").unwrap();
+        assert_eq!(y.text(), "kafka:\n  iqn: [x, y, z]\n  size: 1\n");
+    }
+
+    #[test]
     fn a_mapping_is_not_overwritten_by_a_scalar() {
         let mut y = YamlText::parse(DOC);
         assert!(matches!(y.set(&["secrets", "db"], "x"), Err(EditError::NotScalar { line: 11, .. })));
@@ -382,7 +400,13 @@ mod tests {
         let found: Vec<String> = y.placeholders().iter().map(|p| p.to_string()).collect();
         assert_eq!(
             found,
-            ["line 2: <domain_name>", "line 7: <db_host>", "line 8: <tenant_id>", "line 8: <domain_name>", "line 12: <db_username>"]
+            [
+                "line 2: <domain_name>",
+                "line 7: <db_host>",
+                "line 8: <tenant_id>",
+                "line 8: <domain_name>",
+                "line 12: <db_username>"
+            ]
         );
         assert_eq!(y.replace_in_values("<domain_name>", "d.in"), 2);
         assert!(y.text().contains("'https://d.in/'"));

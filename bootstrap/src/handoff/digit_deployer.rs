@@ -1,16 +1,20 @@
-//! DIGIT's Go deployer shape: `deploy-as-code/helm/environments/<env>.yaml` (cluster-wide
-//! settings under `cluster-configs:`, and the backbone charts' iSCSI volumes) and
-//! `<env>-secrets.yaml` (`cluster-configs.secrets`).
+//! DIGIT's Go-deployer flow (DIGIT-DevOps, digit-lts): `deploy-as-code/helm/environments/<env>.yaml`
+//! (cluster-wide settings under `cluster-configs:`, and the backbone charts' iSCSI volumes) and
+//! `<env>-secrets.yaml` (`cluster-configs.secrets`). The operator's own files are filled in line
+//! by line when the checkout has them; otherwise groundwork writes a file of its keys alone.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
+use serde_yaml_ng::Value;
 
 use super::digit_config::{Backbone, ConfigMapData, ConfigMaps, DbSecrets, Global, SecretsSection, egov_config};
 use super::{
-    Content, DIGIT_SECRETS_REGEX, DigitEnvironmentInputs, DigitInputs, HandoffError, HandoffInputs, Rendered, deployer_file,
-    yaml,
+    Content, DIGIT_SECRETS_REGEX, DigitEnvironmentInputs, DigitInputs, HandoffError, HandoffInputs, PlaceholderLeft,
+    Rendered, deployer_file, yaml,
 };
+use crate::digit::yaml_text::{YamlText, scalar};
 use crate::storage::{PlannedVolume, VolumeAccess, VolumePlan};
 
 /// The deployer's backbone charts and their namespaces.
@@ -52,6 +56,9 @@ struct Chart {
 struct Persistence {
     enabled: bool,
     iscsi: Iscsi,
+    /// The PersistentVolumes' capacity in the charts' templates.
+    #[serde(rename = "dataDirSize")]
+    data_dir_size: String,
 }
 
 #[derive(Serialize)]
@@ -83,12 +90,17 @@ pub fn render(inputs: &HandoffInputs, digit: &DigitInputs, out: &mut Rendered) -
         return Err(HandoffError::DeployerLun);
     }
     for env in &digit.environments {
-        render_environment(inputs, env, out)?;
+        render_environment(inputs, digit, env, out)?;
     }
     Ok(())
 }
 
-fn render_environment(inputs: &HandoffInputs, env: &DigitEnvironmentInputs, out: &mut Rendered) -> Result<(), HandoffError> {
+fn render_environment(
+    inputs: &HandoffInputs,
+    digit: &DigitInputs,
+    env: &DigitEnvironmentInputs,
+    out: &mut Rendered,
+) -> Result<(), HandoffError> {
     let file = EnvFile {
         global: Global { domain: env.domain.clone() },
         cluster_configs: ClusterConfigs {
@@ -96,19 +108,117 @@ fn render_environment(inputs: &HandoffInputs, env: &DigitEnvironmentInputs, out:
         },
         charts: inputs.volumes.as_ref().map(iscsi_charts).unwrap_or_default(),
     };
-    let values = yaml::document("the deployer's environment file", &file)?;
-    let secrets = match &inputs.database {
-        Some(db) => Some(yaml::document(
-            "the deployer's secrets file",
-            &SecretsFile { cluster_configs: ClusterSecrets { secrets: SecretsSection { db: DbSecrets::of(db) } } },
-        )?),
+    let secrets = inputs.database.as_ref().map(|db| SecretsFile {
+        cluster_configs: ClusterSecrets { secrets: SecretsSection { db: DbSecrets::of(db) } },
+    });
+    let generated_values = yaml::document("the deployer's environment file", &file)?;
+    let generated_secrets = match &secrets {
+        Some(s) => Some(yaml::document("the deployer's secrets file", s)?),
         None => None,
     };
-    out.add(deployer_file(&env.name, false), values, Content::Plain);
-    if let Some(secrets) = secrets {
+    let (values, secrets_text) = match operator_files(&digit.source.root, &env.name) {
+        Some((values_file, secrets_file)) => {
+            let values = fill_in(&values_file, &generated_values, env, inputs)?;
+            let secrets = match (&generated_secrets, secrets_file) {
+                (Some(generated), Some(file)) => Some(fill_in(&file, generated, env, inputs)?),
+                (generated, _) => generated.clone(),
+            };
+            (values, secrets)
+        }
+        None => {
+            out.notes.push(format!(
+                "no helm/environments/{}.yaml in the DIGIT checkout: digit/deployer/{}.yaml holds groundwork's keys alone",
+                env.name, env.name
+            ));
+            (generated_values, generated_secrets)
+        }
+    };
+    let path = deployer_file(&env.name, false);
+    out.placeholders.extend(YamlText::parse(&values).placeholders().into_iter().map(|p| PlaceholderLeft {
+        file: path.clone(),
+        line: p.line,
+        text: p.text,
+    }));
+    out.add(path, values, Content::Plain);
+    if let Some(secrets) = secrets_text {
         out.add(deployer_file(&env.name, true), secrets, Content::Secret { encrypted_regex: DIGIT_SECRETS_REGEX });
     }
     Ok(())
+}
+
+/// The operator's `<env>.yaml` (and `<env>-secrets.yaml`, if there) in their DIGIT-DevOps checkout.
+fn operator_files(root: &Path, env: &str) -> Option<(PathBuf, Option<PathBuf>)> {
+    let dir = [root.join("deploy-as-code/helm/environments"), root.join("helm/environments")]
+        .into_iter()
+        .find(|d| d.join(format!("{env}.yaml")).is_file())?;
+    let secrets = dir.join(format!("{env}-secrets.yaml"));
+    Some((dir.join(format!("{env}.yaml")), secrets.is_file().then_some(secrets)))
+}
+
+/// The operator's file with every scalar of `generated` set at its key path (lists as one flow
+/// sequence line), DIGIT's placeholders filled; read back to check.
+fn fill_in(
+    file: &Path,
+    generated: &str,
+    env: &DigitEnvironmentInputs,
+    inputs: &HandoffInputs,
+) -> Result<String, HandoffError> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| HandoffError::DigitEdit { file: file.to_path_buf(), message: e.to_string() })?;
+    let mut edited = YamlText::parse(&text);
+    for (placeholder, value) in super::digit_helmfile::substitutions(inputs, env) {
+        edited.replace_in_values(placeholder, &value);
+    }
+    let wanted: Value = serde_yaml_ng::from_str(generated).expect("groundwork's own YAML parses");
+    let mut leaves = Vec::new();
+    leaves_of(&wanted, &mut Vec::new(), &mut leaves);
+    for (path, value) in &leaves {
+        let keys: Vec<&str> = path.iter().map(String::as_str).collect();
+        edited
+            .set(&keys, value)
+            .map_err(|e| HandoffError::DigitEdit { file: file.to_path_buf(), message: e.to_string() })?;
+    }
+    let result = edited.text();
+    let read: Value = serde_yaml_ng::from_str(&result).map_err(|e| HandoffError::DigitEdit {
+        file: file.to_path_buf(),
+        message: format!("the edited file does not parse: {e}"),
+    })?;
+    for (path, _) in &leaves {
+        let want = path.iter().try_fold(&wanted, |v, k| v.get(k.as_str()));
+        let got = path.iter().try_fold(&read, |v, k| v.get(k.as_str()));
+        if want != got {
+            return Err(HandoffError::DigitEdit {
+                file: file.to_path_buf(),
+                message: format!("`{}` did not read back as set", path.join(".")),
+            });
+        }
+    }
+    Ok(result)
+}
+
+/// Every scalar or list of `value` with its key path; a list becomes one flow sequence.
+fn leaves_of(value: &Value, path: &mut Vec<String>, out: &mut Vec<(Vec<String>, String)>) {
+    match value {
+        Value::Mapping(map) => {
+            for (k, v) in map {
+                path.push(k.as_str().unwrap_or_default().to_string());
+                leaves_of(v, path, out);
+                path.pop();
+            }
+        }
+        Value::Sequence(items) => {
+            let items: Vec<String> = items.iter().map(scalar_text).collect();
+            out.push((path.clone(), format!("[{}]", items.join(", "))));
+        }
+        other => out.push((path.clone(), scalar_text(other))),
+    }
+}
+
+fn scalar_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => scalar(s),
+        other => serde_yaml_ng::to_string(other).map(|t| t.trim_end().to_string()).unwrap_or_default(),
+    }
 }
 
 /// The charts (of `CHARTS`) that have iSCSI volumes in the plan.
@@ -124,6 +234,7 @@ fn iscsi_charts(plan: &VolumePlan) -> BTreeMap<String, Chart> {
         volumes.sort_by_key(|v| v.index);
         let mut portal = None;
         let mut iqns = Vec::new();
+        let size = volumes.iter().map(|v| v.size).max();
         for v in volumes {
             if let VolumeAccess::Iscsi { iqn, portal: p, .. } = &v.access {
                 portal.get_or_insert_with(|| p.clone());
@@ -131,7 +242,8 @@ fn iscsi_charts(plan: &VolumePlan) -> BTreeMap<String, Chart> {
             }
         }
         if let Some(target_portal) = portal {
-            let persistence = Persistence { enabled: true, iscsi: Iscsi { target_portal, iqn: iqns } };
+            let data_dir_size = size.map(|s| super::kubernetes::quantity(s).0).unwrap_or_default();
+            let persistence = Persistence { enabled: true, iscsi: Iscsi { target_portal, iqn: iqns }, data_dir_size };
             charts.insert(chart.to_string(), Chart { persistence });
         }
     }

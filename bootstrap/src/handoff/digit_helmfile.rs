@@ -115,7 +115,11 @@ fn settings(inputs: &HandoffInputs, claims: &[Claim], env: &DigitEnvironmentInpu
 fn backbone_endpoints(claims: &[Claim]) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
     let statefulset = |claim: &Claim, template: &str| {
-        claim.name.strip_prefix(&format!("{template}-")).and_then(|rest| rest.rsplit_once('-')).map(|(s, _)| s.to_string())
+        claim
+            .name
+            .strip_prefix(&format!("{template}-"))
+            .and_then(|rest| rest.rsplit_once('-'))
+            .map(|(s, _)| s.to_string())
     };
     if let Some(c) = claims.iter().find(|c| c.component == "kafka")
         && let Some(sts) = statefulset(c, "data")
@@ -133,7 +137,7 @@ fn backbone_endpoints(claims: &[Claim]) -> Vec<(&'static str, String)> {
 
 /// DIGIT's `<placeholders>` groundwork can fill, wherever they appear (strings that combine
 /// them, such as the CORS origin, included).
-fn substitutions(inputs: &HandoffInputs, env: &DigitEnvironmentInputs) -> Vec<(&'static str, String)> {
+pub fn substitutions(inputs: &HandoffInputs, env: &DigitEnvironmentInputs) -> Vec<(&'static str, String)> {
     let mut out = vec![("<domain_name>", env.domain.clone()), ("<tenant_id>", env.tenant_id.clone())];
     if let Some(db) = &inputs.database {
         let host = db_host(&inputs.namespace);
@@ -146,7 +150,12 @@ fn substitutions(inputs: &HandoffInputs, env: &DigitEnvironmentInputs) -> Vec<(&
 }
 
 /// Parses both edited files as YAML and checks that every value groundwork set reads back as set.
-fn verify(source: &DigitSource, values: &YamlText, secrets: &YamlText, settings: &[Setting]) -> Result<(), HandoffError> {
+fn verify(
+    source: &DigitSource,
+    values: &YamlText,
+    secrets: &YamlText,
+    settings: &[Setting],
+) -> Result<(), HandoffError> {
     let parse = |text: &YamlText, rel: &str| -> Result<Value, HandoffError> {
         serde_yaml_ng::from_str(&text.text()).map_err(|e| HandoffError::DigitEdit {
             file: source.root.join(rel),

@@ -129,7 +129,12 @@ struct Automated {
     self_heal: bool,
 }
 
-fn application(inputs: &HandoffInputs, digit: &DigitInputs, target: &GitOpsTarget, env: &str) -> Object<ApplicationSpec> {
+fn application(
+    inputs: &HandoffInputs,
+    digit: &DigitInputs,
+    target: &GitOpsTarget,
+    env: &str,
+) -> Object<ApplicationSpec> {
     Object {
         api_version: "argoproj.io/v1alpha1",
         kind: "Application",

@@ -10,7 +10,8 @@ use std::net::IpAddr;
 
 use k8s_openapi::api::core::v1::{
     EndpointAddress, EndpointPort, EndpointSubset, Endpoints, ISCSIPersistentVolumeSource, NFSVolumeSource, Namespace,
-    ObjectReference, PersistentVolume, PersistentVolumeSpec, Secret, SecretReference, Service, ServicePort, ServiceSpec,
+    ObjectReference, PersistentVolume, PersistentVolumeSpec, Secret, SecretReference, Service, ServicePort,
+    ServiceSpec,
 };
 use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;

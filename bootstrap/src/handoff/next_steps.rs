@@ -178,7 +178,9 @@ fn describe(path: &Path) -> &'static str {
         DATABASE => "the namespace and `db-service`, a Service that points at the PostgreSQL host",
         SECRETS => "the iSCSI CHAP Secret the PersistentVolumes log in with",
         ".sops.yaml" => "sops creation rules, for `sops edit FILE`",
-        _ if p.ends_with("/env.yaml") => "your DIGIT env.yaml with groundwork's values filled in (replaces charts/environments/env.yaml)",
+        _ if p.ends_with("/env.yaml") => {
+            "your DIGIT env.yaml with groundwork's values filled in (replaces charts/environments/env.yaml)"
+        }
         _ if p.ends_with("/env-secrets.yaml") => "your DIGIT env-secrets.yaml with groundwork's values filled in",
         _ if p.starts_with("digit/deployer/") && p.ends_with("-secrets.yaml") => {
             "DIGIT Go deployer secrets (copy to deploy-as-code/helm/environments/)"
@@ -186,7 +188,9 @@ fn describe(path: &Path) -> &'static str {
         _ if p.starts_with("digit/deployer/") => {
             "DIGIT Go deployer environment (copy to deploy-as-code/helm/environments/)"
         }
-        _ if p.ends_with("/argocd-application.yaml") => "ArgoCD Application running digit-helmfile.yaml through the helmfile plugin",
+        _ if p.ends_with("/argocd-application.yaml") => {
+            "ArgoCD Application running digit-helmfile.yaml through the helmfile plugin"
+        }
         _ => "",
     }
 }
@@ -296,10 +300,20 @@ fn storage_section(w: &mut String, inputs: &HandoffInputs, files: &[(PathBuf, bo
                     );
                 }
                 None if plan.volumes.iter().any(|v| v.claim.is_some()) => {
-                    let _ = writeln!(w, "| (none: served, no PersistentVolume) | `{}` | {} | |", v.name, super::kubernetes::quantity(v.size).0);
+                    let _ = writeln!(
+                        w,
+                        "| (none: served, no PersistentVolume) | `{}` | {} | |",
+                        v.name,
+                        super::kubernetes::quantity(v.size).0
+                    );
                 }
                 None => {
-                    let _ = writeln!(w, "| (any claim of class `{STATIC_CLASS}`) | `{}` | {} | `{STATIC_CLASS}` |", v.name, super::kubernetes::quantity(v.size).0);
+                    let _ = writeln!(
+                        w,
+                        "| (any claim of class `{STATIC_CLASS}`) | `{}` | {} | `{STATIC_CLASS}` |",
+                        v.name,
+                        super::kubernetes::quantity(v.size).0
+                    );
                 }
             }
         }
@@ -366,7 +380,16 @@ fn deploy_section(w: &mut String, inputs: &HandoffInputs, script: &DeployScript)
             format!(" and {} is set", script.variables.iter().map(|v| format!("`{v}`")).collect::<Vec<_>>().join(", "))
         }
     );
-    if script.programs.iter().any(|p| p == "sops") && inputs.digit.as_ref().is_some_and(|d| d.flow == DigitFlow::Helmfile) {
+    if inputs.deployer == Deployer::Helm && inputs.digit.as_ref().is_some_and(|d| d.flow == DigitFlow::Helmfile) {
+        let _ = writeln!(
+            w,
+            "`env-secrets.yaml` holds the database passwords and the generated secrets: keep it out of Git\n\
+             in the checkout (`echo charts/environments/env-secrets.yaml >> .git/info/exclude` there).\n"
+        );
+    }
+    if script.programs.iter().any(|p| p == "sops")
+        && inputs.digit.as_ref().is_some_and(|d| d.flow == DigitFlow::Helmfile)
+    {
         let _ = writeln!(
             w,
             "DIGIT's helmfile reads `env-secrets.yaml` as plain values, so it is decrypted into your checkout\n\

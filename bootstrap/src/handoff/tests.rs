@@ -12,8 +12,9 @@ use k8s_openapi::api::storage::v1::StorageClass;
 use serde::de::DeserializeOwned;
 
 use super::*;
-use crate::inventory::Inventory;
+use crate::digit::DigitSource;
 use crate::inventory::values::SecretRef;
+use crate::inventory::{DigitFlow, Inventory};
 
 const APP_PASSWORD: &str = "fixture-app-password-9f2c";
 const OWNER_PASSWORD: &str = "fixture-owner-password-41d7";
@@ -25,18 +26,56 @@ fn secret(dir: &Path, name: &str, value: &str) -> Secret {
     crate::secrets::resolve(&SecretRef::File(name.into()), dir, name).expect("secret resolves")
 }
 
-fn plan() -> VolumePlan {
-    let text = "apiVersion: groundwork/v1alpha1\nkind: Cluster\ncluster: {name: golden}\n\
-                hosts:\n  - {name: m1, address: 10.0.0.1, roles: [master]}\n  - {name: s1, address: 10.0.0.9, roles: [storage]}\n\
-                storage: {}\n";
-    let inv: Inventory = serde_yaml_ng::from_str(text).expect("test inventory parses");
+/// DIGIT's own deployment, as ../shared/digit holds it (unmodified).
+fn digit_source() -> DigitSource {
+    DigitSource::open(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/digit/ccrs/devops/deploy-as-code"))
+        .expect("DIGIT's checkout in ../shared/digit")
+}
+
+/// The volume plan: DIGIT's claims, served by a LIO target (LUN 0) unless `target` says tgt.
+fn plan_with(target: &str, claims: bool) -> VolumePlan {
+    let text = format!(
+        "apiVersion: groundwork/v1alpha1\nkind: Cluster\ncluster: {{name: golden}}\n\
+         hosts:\n  - {{name: m1, address: 10.0.0.1, roles: [master]}}\n  - {{name: s1, address: 10.0.0.9, roles: [storage]}}\n\
+         storage: {{iscsi: {{target: {target}}}}}\n"
+    );
+    let mut inv: Inventory = serde_yaml_ng::from_str(&text).expect("test inventory parses");
+    if claims && let Some(storage) = inv.storage.as_mut() {
+        storage.digit_claims = digit_source().claims().expect("claims");
+    }
     VolumePlan::of(&inv).expect("a volume plan")
 }
 
-/// A full set of inputs: storage with CHAP, a database, a kubeconfig, two environments, GitOps,
-/// and sops configured with a program that does not exist (so the files stay plain text).
+fn plan() -> VolumePlan {
+    plan_with("lio", true)
+}
+
+const GENERATED: &str = "fixture-generated-secret-";
+
+fn environment(dir: &Path, name: &str, domain: &str) -> DigitEnvironmentInputs {
+    let g = |what: &str| secret(dir, &format!("{name}-{what}"), &format!("{GENERATED}{name}-{what}"));
+    DigitEnvironmentInputs {
+        name: name.into(),
+        domain: domain.into(),
+        tenant_id: "pb".into(),
+        cert_issuer: (name == "uat").then(|| "sdc-ca".to_string()),
+        generated: GeneratedSecrets {
+            elasticsearch_password: g("es"),
+            kafka_cluster_id: g("kafka"),
+            novu_jwt_secret: g("jwt"),
+            novu_store_encryption_key: g("store"),
+            novu_secret_key: g("novu"),
+        },
+    }
+}
+
+/// A full set of inputs: DIGIT's checkout with two environments, storage with CHAP, a
+/// database, a kubeconfig, GitOps, and sops configured with a program that does not exist (so
+/// the files stay plain text).
 fn inputs(secrets_dir: &Path) -> HandoffInputs {
     std::fs::write(secrets_dir.join("admin.conf"), KUBECONFIG_TEXT).expect("kubeconfig fixture");
+    let source = digit_source();
+    let claims = source.claims().expect("claims");
     HandoffInputs {
         cluster: "golden".into(),
         domain: "digit.example.gov.in".into(),
@@ -54,14 +93,23 @@ fn inputs(secrets_dir: &Path) -> HandoffInputs {
         }),
         kubeconfig: Some(secrets_dir.join("admin.conf")),
         gitops: Some(GitOpsTarget {
-            repository: "https://git.example.gov.in/digit/deploy.git".into(),
-            path: "charts/digit".into(),
+            repository: "https://git.example.gov.in/digit/ccrs.git".into(),
+            path: "devops/deploy-as-code".into(),
             revision: "main".into(),
         }),
         sops: Some(SopsSettings {
             age_recipient: "age1examplerecipientxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx".into(),
             program: "/nonexistent/sops".into(),
             memo_dir: None,
+        }),
+        digit: Some(DigitInputs {
+            flow: DigitFlow::Helmfile,
+            source,
+            claims,
+            environments: vec![
+                environment(secrets_dir, "dev", "dev.digit.example.gov.in"),
+                environment(secrets_dir, "uat", "uat.digit.example.gov.in"),
+            ],
         }),
     }
 }
@@ -105,6 +153,11 @@ fn the_files_match_the_golden_copies_byte_for_byte() {
     let w = write_fixture();
     let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/handoff");
     let written = files_under(&w.out);
+    // NEXT-STEPS.md names the DIGIT checkout by its absolute path, which is this checkout's.
+    let next_steps = w.out.join(NEXT_STEPS);
+    let text = std::fs::read_to_string(&next_steps).expect("next steps");
+    std::fs::write(&next_steps, text.replace(&digit_source().root.display().to_string(), "/srv/digit/deploy-as-code"))
+        .expect("rewritten");
     if std::env::var_os("GROUNDWORK_BLESS").is_some() {
         let _ = std::fs::remove_dir_all(&golden);
         for rel in &written {
@@ -169,6 +222,7 @@ fn manifests_deserialize_into_k8s_openapi_types() {
                     let pv = round_trip::<PersistentVolume>(&doc);
                     let spec = pv.spec.expect("spec");
                     assert!(spec.iscsi.is_some() || spec.nfs.is_some());
+                    assert!(spec.claim_ref.is_some(), "every PersistentVolume is pre-bound");
                 }
                 "Namespace" => drop(round_trip::<Namespace>(&doc)),
                 "Service" => drop(round_trip::<Service>(&doc)),
@@ -186,11 +240,11 @@ fn manifests_deserialize_into_k8s_openapi_types() {
     }
     let plan = plan();
     assert_eq!(kinds.iter().filter(|k| *k == "PersistentVolume").count(), plan.volumes.len());
-    assert_eq!(kinds.iter().filter(|k| *k == "StorageClass").count(), 2);
+    assert_eq!(kinds.iter().filter(|k| *k == "StorageClass").count(), 1, "the default class, nothing to download");
 }
 
 #[test]
-fn persistent_volumes_use_the_volume_plan_names_iqns_and_exports() {
+fn each_claim_of_digits_charts_gets_one_volume_pre_bound_with_its_size_and_class() {
     let w = write_fixture();
     let plan = plan();
     let pvs: Vec<PersistentVolume> = documents(&w.out.join(kubernetes::STORAGE))
@@ -198,37 +252,37 @@ fn persistent_volumes_use_the_volume_plan_names_iqns_and_exports() {
         .filter(|d| d["kind"] == "PersistentVolume")
         .map(|d| serde_yaml_ng::from_value(d).expect("pv"))
         .collect();
-    for (pv, planned) in pvs.iter().zip(&plan.volumes) {
-        assert_eq!(pv.metadata.name.as_deref(), Some(planned.name.as_str()));
-        let spec = pv.spec.as_ref().expect("spec");
-        match &planned.access {
-            crate::storage::VolumeAccess::Iscsi { iqn, lun, portal } => {
-                let iscsi = spec.iscsi.as_ref().expect("iscsi");
-                assert_eq!((&iscsi.iqn, iscsi.lun, &iscsi.target_portal), (iqn, *lun as i32, portal));
-                assert_eq!(iscsi.chap_auth_session, Some(true));
-            }
-            crate::storage::VolumeAccess::Nfs { server, path } => {
-                let nfs = spec.nfs.as_ref().expect("nfs");
-                assert_eq!((&nfs.server, Path::new(&nfs.path)), (server, path.as_path()));
-            }
-        }
+    let claims = digit_source().claims().expect("claims");
+    assert_eq!(pvs.len(), claims.len());
+    let mut luns = BTreeSet::new();
+    for claim in &claims {
+        let bound: Vec<&PersistentVolume> = pvs
+            .iter()
+            .filter(|pv| {
+                let r = pv.spec.as_ref().and_then(|s| s.claim_ref.as_ref()).expect("claimRef");
+                r.namespace.as_deref() == Some(&claim.namespace) && r.name.as_deref() == Some(&claim.name)
+            })
+            .collect();
+        assert_eq!(bound.len(), 1, "{}/{}", claim.namespace, claim.name);
+        let spec = bound[0].spec.as_ref().expect("spec");
+        let class = claim.storage_class.clone().unwrap_or_else(|| kubernetes::STATIC_CLASS.to_string());
+        assert_eq!(spec.storage_class_name.as_deref(), Some(class.as_str()), "{}", claim.name);
+        assert_eq!(spec.capacity.as_ref().expect("capacity")["storage"].0, claim.size, "{}", claim.name);
+        let iscsi = spec.iscsi.as_ref().expect("block claims are iSCSI");
+        assert!(luns.insert((iscsi.iqn.clone(), iscsi.lun)), "LUN behind two PVs: {}", iscsi.iqn);
+        assert_eq!(iscsi.chap_auth_session, Some(true));
+        let planned = plan.volumes.iter().find(|v| v.claim.as_ref() == Some(claim)).expect("planned");
+        assert_eq!(bound[0].metadata.name.as_deref(), Some(planned.name.as_str()));
     }
+    assert!(claims.iter().any(|c| c.storage_class.as_deref() == Some("gp3")), "pgadmin's class is kept");
 }
 
 #[test]
-fn the_db_secret_maps_the_app_role_and_the_owner_for_flyway() {
+fn the_secrets_manifest_holds_only_the_chap_secret_digit_renders_the_db_secret() {
     let w = write_fixture();
     let docs = documents(&w.out.join(kubernetes::SECRETS));
-    let db: KubeSecret = serde_yaml_ng::from_value(docs[0].clone()).expect("secret");
-    assert_eq!(db.metadata.name.as_deref(), Some("db"));
-    assert_eq!(db.metadata.namespace.as_deref(), Some("egov"));
-    let data = db.string_data.expect("stringData");
-    let keys: Vec<&str> = data.keys().map(String::as_str).collect();
-    assert_eq!(keys, ["flyway-password", "flyway-username", "password", "username"]);
-    assert_eq!(data["username"], "egov_app");
-    assert_eq!(data["password"], APP_PASSWORD);
-    assert_eq!(data["flyway-username"], "egov_owner");
-    assert_eq!(data["flyway-password"], OWNER_PASSWORD);
+    let names: Vec<&str> = docs.iter().filter_map(|d| d["metadata"]["name"].as_str()).collect();
+    assert_eq!(names, ["iscsi-chap"]);
 }
 
 /// Every leaf's key path, `a.b.c`, with `[]` for a sequence.
@@ -252,53 +306,90 @@ fn key_paths(value: &serde_yaml_ng::Value, prefix: &str, out: &mut BTreeSet<Stri
     }
 }
 
-fn paths_of(path: &Path) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    let docs = documents(path);
-    assert_eq!(docs.len(), 1, "{} is one document", path.display());
-    key_paths(&docs[0], "", &mut out);
-    out
-}
-
-fn set(paths: &[&str]) -> BTreeSet<String> {
-    paths.iter().map(|p| p.to_string()).collect()
-}
-
-const EGOV_CONFIG: [&str; 7] =
-    ["db-host", "db-name", "db-url", "egov-services-fqdn-name", "es-host", "es-indexer-host", "kafka-brokers"];
-const DB_SECRETS: [&str; 4] = ["username", "password", "flywayUsername", "flywayPassword"];
-
-#[test]
-fn the_helmfile_files_have_exactly_digits_key_paths() {
-    let w = write_fixture();
-    for env in ["dev", "uat"] {
-        let mut want = set(&["global.domain", "postgresql.enabled"]);
-        want.extend(EGOV_CONFIG.iter().map(|k| format!("configmaps.egov-config.data.{k}")));
-        assert_eq!(paths_of(&w.out.join(helmfile_dir(env)).join("env.yaml")), want);
-        let want: BTreeSet<String> = DB_SECRETS.iter().map(|k| format!("secrets.db.{k}")).collect();
-        assert_eq!(paths_of(&w.out.join(helmfile_dir(env)).join("env-secrets.yaml")), want);
-    }
-    let values = &documents(&w.out.join("digit/helmfile/dev/env.yaml"))[0];
-    let data = &values["configmaps"]["egov-config"]["data"];
-    assert_eq!(data["db-url"], "jdbc:postgresql://db-service.egov:5432/egov");
-    assert_eq!(values["postgresql"]["enabled"], false);
-    assert_eq!(values["global"]["domain"], "digit.example.gov.in");
+/// Every line of DIGIT's file whose text differs in the written one.
+fn changed_lines(original: &str, written: &str) -> Vec<String> {
+    assert_eq!(original.lines().count(), written.lines().count(), "no line added or removed");
+    original.lines().zip(written.lines()).filter(|(a, b)| a != b).map(|(_, b)| b.to_string()).collect()
 }
 
 #[test]
-fn the_go_deployer_files_have_exactly_digits_key_paths() {
+fn digits_own_files_keep_every_key_and_line_and_get_groundworks_values() {
     let w = write_fixture();
-    let mut want = set(&["global.domain"]);
-    want.extend(EGOV_CONFIG.iter().map(|k| format!("cluster-configs.configmaps.egov-config.data.{k}")));
-    for chart in ["kafka-v2", "zookeeper-v2", "elasticsearch-data-v1", "elasticsearch-master-v1"] {
-        for leaf in ["enabled", "iscsi.targetPortal", "iscsi.iqn[]"] {
-            want.insert(format!("{chart}.persistence.{leaf}"));
-        }
+    let source = digit_source();
+    let original_values: serde_yaml_ng::Value = serde_yaml_ng::from_str(&source.env_text).expect("DIGIT's env.yaml");
+    let original_secrets: serde_yaml_ng::Value = serde_yaml_ng::from_str(&source.secrets_text).expect("secrets");
+    for (env, domain) in [("dev", "dev.digit.example.gov.in"), ("uat", "uat.digit.example.gov.in")] {
+        let dir = w.out.join(helmfile_dir(env));
+        let values_text = std::fs::read_to_string(dir.join("env.yaml")).expect("env.yaml");
+        let secrets_text = std::fs::read_to_string(dir.join("env-secrets.yaml")).expect("env-secrets.yaml");
+        let (mut want, mut got) = (BTreeSet::new(), BTreeSet::new());
+        key_paths(&original_values, "", &mut want);
+        key_paths(&documents(&dir.join("env.yaml"))[0], "", &mut got);
+        assert_eq!(got, want, "{env}: env.yaml has DIGIT's keys, no more, no fewer");
+        let (mut want, mut got) = (BTreeSet::new(), BTreeSet::new());
+        key_paths(&original_secrets, "", &mut want);
+        key_paths(&documents(&dir.join("env-secrets.yaml"))[0], "", &mut got);
+        assert_eq!(got, want, "{env}: env-secrets.yaml keeps DIGIT's keys");
+        // Only lines groundwork owns changed; comments stay on them.
+        let changed = changed_lines(&source.env_text, &values_text);
+        assert!(changed.len() < 30, "{env}: {changed:#?}");
+        assert!(changed.iter().any(|l| l.contains("## Add db-host name")), "comments are kept: {changed:#?}");
+        changed_lines(&source.secrets_text, &secrets_text);
+
+        let values = &documents(&dir.join("env.yaml"))[0];
+        let data = &values["configmaps"]["egov-config"]["data"];
+        assert_eq!(values["global"]["domain"], domain);
+        assert_eq!(data["db-host"], "db-service.egov");
+        assert_eq!(data["db-url"], "jdbc:postgresql://db-service.egov:5432/egov");
+        assert_eq!(data["db-otel-url"], "jdbc:otel:postgresql://db-service.egov:5432/egov");
+        assert_eq!(data["es-indexer-host"], "https://elasticsearch-data.backbone:9200/");
+        assert_eq!(data["kafka-brokers"], "kafka-kraft-controller-headless.backbone:9092");
+        assert_eq!(data["host-map"], format!("{{'pb':'https://{domain}/'}}").as_str());
+        assert_eq!(data["state-level-tenant-id"], "pb");
+        let origin = &values["ingress-nginx"]["controller"]["addHeaders"]["Access-Control-Allow-Origin"];
+        assert_eq!(origin, format!("https://{domain}").as_str(), "placeholders inside strings are filled");
+        let issuer = if env == "uat" { "sdc-ca" } else { "letsencrypt-prod" };
+        assert_eq!(values["root-ingress"]["cert-issuer"], issuer);
+        assert_eq!(values["egov-user"]["egov-state-level-tenant-id"], "pb");
+
+        let secrets = &documents(&dir.join("env-secrets.yaml"))[0]["secrets"];
+        assert_eq!(secrets["db"]["username"], "egov_app");
+        assert_eq!(secrets["db"]["password"], APP_PASSWORD);
+        assert_eq!(secrets["db"]["flywayUsername"], "egov_owner");
+        assert_eq!(secrets["db"]["flywayPassword"], OWNER_PASSWORD);
+        assert_eq!(secrets["kafka"]["clusterID"], format!("{GENERATED}{env}-kafka").as_str());
+        assert_eq!(secrets["elasticsearch"]["password"], format!("{GENERATED}{env}-es").as_str());
+        assert_eq!(secrets["novu"]["storeEncryptionKey"], format!("{GENERATED}{env}-store").as_str());
+        // The operator's own keys are theirs.
+        assert_eq!(
+            secrets["egov-enc-service"]["master_salt"],
+            original_secrets["secrets"]["egov-enc-service"]["master_salt"]
+        );
     }
-    assert_eq!(paths_of(&w.out.join(deployer_file("dev", false))), want);
-    let want: BTreeSet<String> = DB_SECRETS.iter().map(|k| format!("cluster-configs.secrets.db.{k}")).collect();
-    assert_eq!(paths_of(&w.out.join(deployer_file("uat", true))), want);
-    let env = &documents(&w.out.join(deployer_file("dev", false)))[0];
+}
+
+#[test]
+fn the_placeholders_left_are_listed_with_file_and_line() {
+    let w = write_fixture();
+    let listed: Vec<String> =
+        w.outcome.placeholders.iter().map(|p| format!("{}:{} {}", p.file.display(), p.line, p.text)).collect();
+    assert!(listed.contains(&"digit/helmfile/dev/env.yaml:111 <filestore_s3_bucket>".to_string()), "{listed:#?}");
+    assert!(listed.iter().all(|p| !p.contains("<domain_name>") && !p.contains("<db_")), "{listed:#?}");
+    let next_steps = std::fs::read_to_string(w.out.join(NEXT_STEPS)).expect("next steps");
+    assert!(next_steps.contains("- `digit/helmfile/uat/env.yaml` line 111: `<filestore_s3_bucket>`"), "{next_steps}");
+}
+
+#[test]
+fn the_go_deployer_flow_writes_chart_values_and_no_persistent_volumes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut inputs = inputs(dir.path());
+    inputs.volumes = Some(plan_with("lio", false));
+    if let Some(d) = inputs.digit.as_mut() {
+        d.flow = DigitFlow::Deployer;
+    }
+    let out = dir.path().join("out");
+    write_all(&inputs, &out).expect("written");
+    let env = &documents(&out.join(deployer_file("dev", false)))[0];
     let kafka = &env["kafka-v2"]["persistence"]["iscsi"];
     assert_eq!(kafka["targetPortal"], "10.0.0.9:3260");
     let iqns: Vec<&str> = kafka["iqn"].as_sequence().expect("list").iter().filter_map(|v| v.as_str()).collect();
@@ -310,27 +401,26 @@ fn the_go_deployer_files_have_exactly_digits_key_paths() {
             "iqn.2026-01.io.groundwork:golden:kafka-2"
         ]
     );
+    let storage = documents(&out.join(kubernetes::STORAGE));
+    assert!(storage.iter().all(|d| d["kind"] != "PersistentVolume"), "the charts make their own PersistentVolumes");
+
+    inputs.volumes = Some(plan_with("tgt", false));
+    let err = write_all(&inputs, &out).expect_err("tgt's LUN 1 is refused");
+    assert!(err.to_string().contains("storage.iscsi.target: lio"), "{err}");
 }
 
 #[test]
-fn gitops_objects_point_at_the_repository_and_path() {
+fn the_argocd_application_runs_digits_helmfile_from_the_repository() {
     let w = write_fixture();
     let app = &documents(&w.out.join(gitops::argocd_file("uat")))[0];
     assert_eq!(app["kind"], "Application");
-    assert_eq!(app["spec"]["source"]["repoURL"], "https://git.example.gov.in/digit/deploy.git");
-    assert_eq!(app["spec"]["source"]["path"], "charts/digit");
-    assert_eq!(app["spec"]["source"]["targetRevision"], "main");
-    assert_eq!(app["spec"]["source"]["helm"]["valueFiles"][0], "values-uat.yaml");
+    let source = &app["spec"]["source"];
+    assert_eq!(source["repoURL"], "https://git.example.gov.in/digit/ccrs.git");
+    assert_eq!(source["path"], "devops/deploy-as-code");
+    assert_eq!(source["targetRevision"], "uat", "one branch per environment");
+    assert_eq!(source["plugin"]["name"], "helmfile");
+    assert_eq!(source["plugin"]["env"][0]["value"], "digit-helmfile.yaml");
     assert_eq!(app["spec"]["destination"]["namespace"], "egov");
-    let release = &documents(&w.out.join(gitops::helmrelease_file("uat")))[0];
-    assert_eq!(release["kind"], "HelmRelease");
-    assert_eq!(release["spec"]["chart"]["spec"]["chart"], "./charts/digit");
-    assert_eq!(release["spec"]["chart"]["spec"]["valuesFiles"][0], "charts/digit/values-uat.yaml");
-    let sync = documents(&w.out.join(gitops::flux_sync_file("uat")));
-    assert_eq!(sync[0]["kind"], "GitRepository");
-    assert_eq!(sync[0]["spec"]["ref"]["branch"], "main");
-    assert_eq!(sync[1]["kind"], "Kustomization");
-    assert_eq!(sync[1]["spec"]["path"], "./clusters/golden/uat");
 }
 
 #[test]
@@ -344,7 +434,7 @@ fn the_kubeconfig_and_secrets_files_are_0600_the_rest_0644_the_directory_0700() 
         assert_eq!(mode(&w.out.join(&f.path)), want, "{}", f.path.display());
     }
     let secret_files: Vec<_> = w.outcome.files.iter().filter(|f| f.secret).map(|f| f.path.clone()).collect();
-    assert_eq!(secret_files.len(), 5, "db Secret manifest and 2 x 2 DIGIT secrets files: {secret_files:?}");
+    assert_eq!(secret_files.len(), 3, "the CHAP Secret manifest and 2 DIGIT secrets files: {secret_files:?}");
 }
 
 #[test]
@@ -368,7 +458,7 @@ fn a_second_run_changes_nothing_and_says_so() {
 fn no_password_appears_outside_the_secrets_files() {
     let w = write_fixture();
     let report = format!("{:?}\n{}\n{:?}", w.outcome, serde_json::to_string(&w.outcome).expect("json"), w.inputs);
-    for password in [APP_PASSWORD, OWNER_PASSWORD, CHAP_PASSWORD] {
+    for password in [APP_PASSWORD, OWNER_PASSWORD, CHAP_PASSWORD, &format!("{GENERATED}dev-es")] {
         assert!(!report.contains(password), "a password is in the outcome or the inputs' Debug");
         for f in &w.outcome.files {
             let text = std::fs::read_to_string(w.out.join(&f.path)).expect("utf-8");
@@ -412,7 +502,7 @@ fn with_sops_the_secrets_files_are_encrypted_and_rewritten_only_when_their_plain
     let out = dir.path().join("out");
     let first = write_all(&inputs, &out).expect("written");
     let encrypted: Vec<_> = first.files.iter().filter(|f| f.encrypted).collect();
-    assert_eq!(encrypted.len(), 5);
+    assert_eq!(encrypted.len(), 3);
     for f in &encrypted {
         let text = std::fs::read_to_string(out.join(&f.path)).expect("file");
         assert!(text.starts_with("sops: {encrypted: true}"), "{}", f.path.display());
@@ -432,7 +522,7 @@ fn with_sops_the_secrets_files_are_encrypted_and_rewritten_only_when_their_plain
         .filter(|f| f.status == FileStatus::Written)
         .map(|f| f.path.display().to_string())
         .collect();
-    assert_eq!(written.len(), 5, "the five secrets files, nothing else: {written:?}");
+    assert_eq!(written.len(), 2, "the two DIGIT secrets files, nothing else: {written:?}");
 }
 
 #[test]
@@ -445,10 +535,7 @@ fn without_a_kubeconfig_or_database_the_rest_is_still_written() {
     inputs.deployer = Deployer::Argocd;
     let outcome = write_all(&inputs, &dir.path().join("out")).expect("written");
     let paths: Vec<String> = outcome.files.iter().map(|f| f.path.display().to_string()).collect();
-    assert!(
-        !paths.iter().any(|p| p == KUBECONFIG || p.contains("env-secrets") || p.starts_with("gitops")),
-        "{paths:?}"
-    );
+    assert!(!paths.iter().any(|p| p == KUBECONFIG || p.starts_with("gitops")), "{paths:?}");
     assert!(paths.contains(&kubernetes::SECRETS.to_string()), "the CHAP Secret is still written");
     assert!(outcome.notes.iter().any(|n| n.contains("no admin kubeconfig")));
     assert!(outcome.notes.iter().any(|n| n.contains("no `database` section")));
@@ -486,23 +573,31 @@ fn a_bad_environment_name_names_the_field() {
 fn the_deploy_script_for_each_deployer() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut inputs = inputs(dir.path());
+    let root = digit_source().root.display().to_string();
     let out = dir.path().join("out");
     let helm = write_all(&inputs, &out).expect("helm").deploy;
-    assert_eq!(helm.deploy.last().map(String::as_str), Some("helmfile -f digit-helmfile.yaml -e env apply"));
-    assert_eq!(helm.programs, ["kubectl", "helmfile", "helm"]);
-    assert_eq!(helm.variables, ["DIGIT_DEVOPS"]);
-    assert!(helm.shell().starts_with("set -e\nexport KUBECONFIG=\"$PWD/kubeconfig\"\n"));
-    inputs.deployer = Deployer::Digit;
-    let go = write_all(&inputs, &out).expect("digit").deploy;
     assert_eq!(
-        go.deploy.last().map(String::as_str),
-        Some("go run main.go deploy -e dev -c 'kafka-v2,zookeeper-v2,elasticsearch-data-v1,elasticsearch-master-v1'")
+        helm.deploy,
+        [
+            format!("cp digit/helmfile/dev/env.yaml digit/helmfile/dev/env-secrets.yaml {root}/charts/environments/"),
+            format!("helmfile -f {root}/digit-helmfile.yaml -e env apply"),
+        ]
     );
+    assert_eq!(helm.programs, ["kubectl", "helmfile", "helm"]);
+    assert!(helm.variables.is_empty());
+    assert!(helm.shell().starts_with("set -e\nexport KUBECONFIG=\"$PWD/kubeconfig\"\n"));
+    inputs.deployer = Deployer::Argocd;
+    let argo = write_all(&inputs, &out).expect("argocd").deploy;
+    assert_eq!(argo.deploy, ["kubectl apply -f gitops/dev/argocd-application.yaml"]);
     inputs.deployer = Deployer::Flux;
     let flux = write_all(&inputs, &out).expect("flux").deploy;
-    assert_eq!(flux.deploy, ["kubectl apply -f gitops/dev/flux-sync.yaml"]);
+    assert!(flux.blocked.as_deref().is_some_and(|b| b.contains("Flux has no helmfile support")), "{flux:?}");
     let next_steps = std::fs::read_to_string(out.join(NEXT_STEPS)).expect("next steps");
-    assert!(next_steps.contains("kubectl apply -f gitops/dev/flux-sync.yaml"));
+    assert!(next_steps.contains("Flux has no helmfile support"), "{next_steps}");
+    inputs.digit = None;
+    inputs.deployer = Deployer::Helm;
+    let none = write_all(&inputs, &out).expect("no digit").deploy;
+    assert!(none.blocked.as_deref().is_some_and(|b| b.contains("handoff.digit")), "{none:?}");
 }
 
 #[test]

@@ -11,8 +11,8 @@ use super::model::{
     BackingKind, Cni, EndpointMode, EtcdMode, Inventory, PackageSource, Role, SshOverride, Storage, VolumeProtocol,
 };
 use super::resolve_path;
-use super::storage_profile::{claim_size, claim_volumes};
 use super::source_map::SourceMap;
+use super::storage_profile::{claim_size, claim_volumes};
 use super::values::{Cidr, SecretRef};
 
 pub struct Checker<'a> {

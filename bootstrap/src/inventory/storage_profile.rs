@@ -56,8 +56,11 @@ impl Storage {
     /// (else the profile's), with the inventory's entries replacing those of the same name
     /// (dropped when `count` is 0) and adding new ones.
     pub fn effective_volumes(&self) -> Vec<VolumeSpec> {
-        let mut volumes =
-            if self.digit_claims.is_empty() { profile_volumes(self.profile) } else { claim_volumes(&self.digit_claims) };
+        let mut volumes = if self.digit_claims.is_empty() {
+            profile_volumes(self.profile)
+        } else {
+            claim_volumes(&self.digit_claims)
+        };
         for spec in &self.volumes {
             match volumes.iter_mut().find(|v| v.name == spec.name) {
                 Some(existing) => *existing = spec.clone(),

@@ -268,16 +268,20 @@ fn host_findings(inv: &Inventory, roles: &[String], f: &Facts, skew_ms: i64, set
                 .advise("cgroup v1 works but is in maintenance mode in Kubernetes; boot with cgroup v2 when you can"),
         );
     }
-    if inv.storage.is_some() {
+    if let Some(storage) = &inv.storage {
         if has_role(roles, Role::Worker) && f.kernel_features.iscsi_initiator == FeatureState::Missing {
             out.push(
                 finding("kernel iscsi", Status::Warn, "missing", "iscsi_tcp")
                     .advise("iSCSI volumes will be configured on this worker, not logged in: its kernel lacks iSCSI"),
             );
         }
+        if has_role(roles, Role::Storage)
+            && let Some(finding) = volume_space(storage, f)
+        {
+            out.push(finding);
+        }
         if has_role(roles, Role::Storage) && f.kernel_features.nfs_server == FeatureState::Missing {
-            let kernel_server =
-                inv.storage.as_ref().is_some_and(|s| s.nfs.server == crate::inventory::NfsServer::Kernel);
+            let kernel_server = storage.nfs.server == crate::inventory::NfsServer::Kernel;
             out.push(if kernel_server {
                 finding("kernel nfsd", Status::Fail, "missing", "nfsd (storage.nfs.server: kernel)")
                     .advise("the kernel has no nfsd: set storage.nfs.server: ganesha, or use a kernel with nfsd")
@@ -450,6 +454,42 @@ pub fn evaluate(inv: &Inventory, reports: &[HostReport], settings: &CheckSetting
     CheckReport { baseline_relaxations: inv.baselines.relaxations(), hosts, cluster }
 }
 
+/// Whether the storage host's file system can hold every volume at its full size (what DIGIT's
+/// charts claim, or `storage.volumes`): the backing files are sparse, so they fill as the
+/// backbone writes. Only for backing files in a directory; the agent reports `/` and `/var`,
+/// so the file system is the one of those holding the directory.
+fn volume_space(storage: &crate::inventory::Storage, f: &Facts) -> Option<Finding> {
+    if storage.backing_store.kind != crate::inventory::BackingKind::File {
+        return None;
+    }
+    let needed: u64 = storage.effective_volumes().iter().map(|v| v.size.bytes() * u64::from(v.count)).sum();
+    let dir = storage.backing_store.directory.display().to_string();
+    let fs = f
+        .filesystems
+        .iter()
+        .filter(|fs| dir == fs.path || dir.starts_with(&format!("{}/", fs.path.trim_end_matches('/'))))
+        .max_by_key(|fs| fs.path.len())?;
+    let status = if needed > fs.total_bytes {
+        Status::Fail
+    } else if needed > fs.available_bytes {
+        Status::Warn
+    } else {
+        Status::Pass
+    };
+    let what = if storage.digit_claims.is_empty() { "the volumes" } else { "the volumes DIGIT's charts claim" };
+    Some(
+        finding(
+            "volume space",
+            status,
+            format!("{} {} ({} free)", fs.mount_point, ByteSize(fs.total_bytes), ByteSize(fs.available_bytes)),
+            format!("{} for {what} in {dir}", ByteSize(needed)),
+        )
+        .advise(
+            "the volumes' backing files fill as the backbone writes: grow that file system, put backingStore.directory on a larger one, or use backingStore.kind: lvm",
+        ),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -529,6 +569,28 @@ mod tests {
         assert_eq!(w.status, Status::Fail);
         assert_eq!((w.measured.as_str(), w.required.as_str()), ("8Gi", "16Gi"));
         assert!(!r.passed());
+    }
+
+    #[test]
+    fn the_storage_host_must_hold_every_volume_at_full_size() {
+        // The dev profile: 380 GiB of volumes; the facts' / has 100 GiB (50 free).
+        let inv = inventory("- {name: s1, address: 10.0.0.9, roles: [storage]}\nstorage: {}\n");
+        let r = evaluate(&inv, &[report("s1", "storage", facts("s1", 8, 4, "cc"))], &CheckSettings::default());
+        let space = status_of(&r, "s1", "volume space");
+        assert_eq!(space.status, Status::Fail, "{space:?}");
+        assert!(space.required.starts_with("380Gi for the volumes in /srv/groundwork"), "{space:?}");
+        // DIGIT's claims: 3x8 + 3x25 + 3x2 + 5 + 8 = 118 GiB: fits the disk, not its free space.
+        let mut inv = inventory("- {name: s1, address: 10.0.0.9, roles: [storage]}\nstorage: {}\n");
+        let root =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/digit/ccrs/devops/deploy-as-code");
+        let claims = crate::digit::DigitSource::open(&root).expect("DIGIT's checkout").claims().expect("claims");
+        inv.storage.as_mut().expect("storage").digit_claims = claims;
+        let mut f = facts("s1", 8, 4, "cc");
+        f.filesystems[0].total_bytes = 200 << 30;
+        let r = evaluate(&inv, &[report("s1", "storage", f)], &CheckSettings::default());
+        let space = status_of(&r, "s1", "volume space");
+        assert_eq!(space.status, Status::Warn, "{space:?}");
+        assert!(space.required.starts_with("118Gi for the volumes DIGIT's charts claim"), "{space:?}");
     }
 
     #[test]

@@ -15,9 +15,9 @@ use crate::handoff::{
     HandoffError, HandoffInputs, HandoffOutcome, SopsSettings, programs,
 };
 use crate::inventory::{DatabaseAccess, DigitEnvironment, DigitFlow, LoadedInventory};
-use crate::state::secrets_store::{self, Generated};
 use crate::secrets::{self, SecretError};
 use crate::state::StateDir;
+use crate::state::secrets_store::{self, Generated};
 use crate::storage::VolumePlan;
 
 #[derive(Debug, thiserror::Error)]

@@ -73,7 +73,8 @@ impl VolumePlan {
                     }
                 };
                 // The index-th claim of the component, in the claims' (sorted) order.
-                let claim = storage.digit_claims.iter().filter(|c| c.component == set.name).nth(index as usize).cloned();
+                let claim =
+                    storage.digit_claims.iter().filter(|c| c.component == set.name).nth(index as usize).cloned();
                 volumes.push(PlannedVolume { name, component: set.name.clone(), index, size: set.size, access, claim });
             }
         }
