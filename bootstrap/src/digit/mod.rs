@@ -21,7 +21,7 @@ pub const ENV_SECRETS: &str = "charts/environments/env-secrets.yaml";
 #[derive(Debug, thiserror::Error)]
 pub enum DigitError {
     #[error(
-        "{}: no DIGIT deployment here (looked for {TOP_HELMFILE} in it and in devops/deploy-as-code/); point handoff.digit.source at your checkout of DIGIT's deploy-as-code",
+        "{}: no DIGIT deployment here (looked for {TOP_HELMFILE} in it and in devops/deploy-as-code/, and for the Go deployer's helm/environments/); point handoff.digit.source at your checkout of DIGIT's deploy-as-code",
         path.display()
     )]
     NotFound { path: PathBuf },
@@ -29,6 +29,15 @@ pub enum DigitError {
     Read { path: PathBuf, source: std::io::Error },
     #[error("{}: not YAML groundwork can read: {message}", path.display())]
     Parse { path: PathBuf, message: String },
+}
+
+/// The `helm/environments` directory of a DIGIT-DevOps (digit-lts) checkout at `path` (the
+/// repository or its `deploy-as-code`), where the Go deployer reads `<env>.yaml`.
+pub fn deployer_environments(path: &Path) -> Result<PathBuf, DigitError> {
+    [path.join("deploy-as-code/helm/environments"), path.join("helm/environments")]
+        .into_iter()
+        .find(|p| p.is_dir())
+        .ok_or_else(|| DigitError::NotFound { path: path.to_path_buf() })
 }
 
 /// A DIGIT checkout, as found on disk.

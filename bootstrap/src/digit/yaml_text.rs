@@ -104,6 +104,16 @@ impl YamlText {
         Ok(())
     }
 
+    /// Removes the key at `path` and everything under it; says whether it was there.
+    pub fn remove(&mut self, path: &[&str]) -> bool {
+        let (found, ..) = self.locate(path);
+        let Some(index) = found else { return false };
+        let indent = self.key_line(index).expect("located lines are keys").indent;
+        let end = self.block_end(index, indent);
+        self.lines.drain(index..end);
+        true
+    }
+
     /// Replaces `from` by `to` in every value (comments are left as they are), block scalars
     /// included; returns how many lines changed.
     pub fn replace_in_values(&mut self, from: &str, to: &str) -> usize {
@@ -379,6 +389,16 @@ mod tests {
         let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(&y.text()).unwrap();
         assert_eq!(v["secrets"]["git-sync"]["abc"].as_str(), Some("z"));
         assert!(v["secrets"]["git-sync"]["ssh"].as_str().unwrap().contains("abc: def"));
+    }
+
+    #[test]
+    fn a_key_and_its_block_are_removed() {
+        let mut y = YamlText::parse(
+            "kafka:\n  persistence:\n    aws:\n      - volumeId: x\n        zone: z\n    enabled: true\n",
+        );
+        assert!(y.remove(&["kafka", "persistence", "aws"]));
+        assert!(!y.remove(&["kafka", "persistence", "azure"]));
+        assert_eq!(y.text(), "kafka:\n  persistence:\n    enabled: true\n");
     }
 
     #[test]

@@ -49,6 +49,9 @@ struct ClusterConfigs {
 
 #[derive(Serialize)]
 struct Chart {
+    /// As many replicas as groundwork made volumes, so that no LUN is left idle (zookeeper-v2's
+    /// chart defaults to 1).
+    replicas: usize,
     persistence: Persistence,
 }
 
@@ -169,6 +172,14 @@ fn fill_in(
     for (placeholder, value) in super::digit_helmfile::substitutions(inputs, env) {
         edited.replace_in_values(placeholder, &value);
     }
+    // The charts render a PersistentVolume source per cloud block present: with the iSCSI one
+    // groundwork sets, an operator's `aws`/`azure`/`openstack` block would make each PV carry two
+    // sources, which the API server refuses.
+    for (_, chart) in CHARTS {
+        for cloud in ["aws", "azure", "openstack"] {
+            edited.remove(&[chart, "persistence", cloud]);
+        }
+    }
     let wanted: Value = serde_yaml_ng::from_str(generated).expect("groundwork's own YAML parses");
     let mut leaves = Vec::new();
     leaves_of(&wanted, &mut Vec::new(), &mut leaves);
@@ -243,8 +254,9 @@ fn iscsi_charts(plan: &VolumePlan) -> BTreeMap<String, Chart> {
         }
         if let Some(target_portal) = portal {
             let data_dir_size = size.map(|s| super::kubernetes::quantity(s).0).unwrap_or_default();
+            let replicas = iqns.len();
             let persistence = Persistence { enabled: true, iscsi: Iscsi { target_portal, iqn: iqns }, data_dir_size };
-            charts.insert(chart.to_string(), Chart { persistence });
+            charts.insert(chart.to_string(), Chart { replicas, persistence });
         }
     }
     charts

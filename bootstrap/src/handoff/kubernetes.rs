@@ -39,15 +39,15 @@ const CHAP_NAMESPACE: &str = "kube-system";
 pub fn render(inputs: &HandoffInputs, out: &mut Rendered) -> Result<(), HandoffError> {
     if let Some(plan) = &inputs.volumes {
         let mut docs = Vec::new();
-        for class in storage_classes() {
+        // The deployer flow's charts make their own PersistentVolumes for the same IQNs.
+        let charts_make_pvs = inputs.digit.as_ref().is_some_and(|d| d.flow == crate::inventory::DigitFlow::Deployer);
+        for class in storage_classes(!charts_make_pvs) {
             docs.push(yaml::document("a StorageClass", &class)?);
         }
         let chap = inputs.iscsi_chap.is_some();
         // With DIGIT's claims known, a volume no chart claims gets no PersistentVolume: nothing
         // would bind it but a stray claim.
         let claimed = plan.volumes.iter().any(|v| v.claim.is_some());
-        // The deployer flow's charts make their own PersistentVolumes for the same IQNs.
-        let charts_make_pvs = inputs.digit.as_ref().is_some_and(|d| d.flow == crate::inventory::DigitFlow::Deployer);
         for volume in plan.volumes.iter().filter(|v| !charts_make_pvs && (!claimed || v.claim.is_some())) {
             docs.push(yaml::document("a PersistentVolume", &persistent_volume(volume, chap))?);
         }
@@ -98,10 +98,15 @@ pub fn quantity(size: ByteSize) -> Quantity {
 /// The default class: no provisioner, so a claim binds only to a volume made for it (the site
 /// is air-gapped: no CSI driver to download). DIGIT's claims without a class get it, and their
 /// pre-bound volumes carry it.
-fn storage_classes() -> Vec<StorageClass> {
+///
+/// Not the default in the Go-deployer flow: there the charts' PersistentVolumes carry no class,
+/// and a claim given a default class would not bind to them.
+fn storage_classes(default: bool) -> Vec<StorageClass> {
     let mut metadata = meta(STATIC_CLASS, None);
-    metadata.annotations =
-        Some(BTreeMap::from([("storageclass.kubernetes.io/is-default-class".to_string(), "true".to_string())]));
+    if default {
+        metadata.annotations =
+            Some(BTreeMap::from([("storageclass.kubernetes.io/is-default-class".to_string(), "true".to_string())]));
+    }
     vec![StorageClass {
         metadata,
         provisioner: "kubernetes.io/no-provisioner".into(),

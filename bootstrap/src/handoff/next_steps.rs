@@ -119,7 +119,8 @@ pub fn deploy_script(inputs: &HandoffInputs, files: &[(PathBuf, bool)], encrypti
             if charts.is_empty() {
                 charts = digit_deployer::CHARTS.iter().map(|(_, chart)| *chart).collect();
             }
-            commands.push(format!("go run main.go deploy -e {env} -c '{}'", charts.join(",")));
+            // The deployer's --helm-dir defaults to ../../config-as-code; the files are in ../helm.
+            commands.push(format!("go run main.go deploy --helm-dir ../helm -e {env} -c '{}'", charts.join(",")));
             programs.push("go");
             "go"
         }
@@ -354,6 +355,7 @@ fn deploy_section(w: &mut String, inputs: &HandoffInputs, script: &DeployScript)
         let _ = writeln!(w, "Not possible from these files: {reason}.\n");
         return;
     }
+    deployer_caveats(w, inputs);
     match inputs.deployer {
         Deployer::Helm | Deployer::Digit => {
             let _ = writeln!(
@@ -394,6 +396,19 @@ fn deploy_section(w: &mut String, inputs: &HandoffInputs, script: &DeployScript)
             w,
             "DIGIT's helmfile reads `env-secrets.yaml` as plain values, so it is decrypted into your checkout\n\
              (`sops -d`); keep that copy out of Git.\n"
+        );
+    }
+}
+
+/// What DIGIT's digit-lts charts do that no value changes: said where the deployer flow is used.
+fn deployer_caveats(w: &mut String, inputs: &HandoffInputs) {
+    if inputs.digit.as_ref().is_some_and(|d| d.flow == DigitFlow::Deployer) {
+        let _ = writeln!(
+            w,
+            "DIGIT's digit-lts charts make the iSCSI PersistentVolumes themselves from these values, at\n\
+             LUN 0 with `readOnly: true` and (kafka-v2) `persistentVolumeReclaimPolicy: Recycle` written in\n\
+             their templates: a read-only volume cannot be formatted or written, and iSCSI volumes cannot\n\
+             be recycled. Change those two lines in your fork's persistent-volume templates first.\n"
         );
     }
 }

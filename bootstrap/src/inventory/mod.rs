@@ -99,11 +99,15 @@ pub fn json_schema() -> serde_json::Value {
 /// names, so that the storage host's volumes follow them (see `Storage::effective_volumes`).
 fn attach_digit_claims(inventory: &mut Inventory, base_dir: &Path) -> Result<(), crate::digit::DigitError> {
     let Some(digit) = &inventory.handoff.digit else { return Ok(()) };
-    let source = crate::digit::DigitSource::open(&resolve_path(base_dir, &digit.source))?;
+    let path = resolve_path(base_dir, &digit.source);
     let claims = match digit.flow {
-        model::DigitFlow::Helmfile => source.claims()?,
-        // The Go deployer's charts make their own PersistentVolumes (see handoff::digit_deployer).
-        model::DigitFlow::Deployer => Vec::new(),
+        model::DigitFlow::Helmfile => crate::digit::DigitSource::open(&path)?.claims()?,
+        // The Go deployer's charts make their own PersistentVolumes (see handoff::digit_deployer):
+        // the volumes follow the profile; the checkout only has to be one.
+        model::DigitFlow::Deployer => {
+            crate::digit::deployer_environments(&path)?;
+            Vec::new()
+        }
     };
     if let Some(storage) = inventory.storage.as_mut() {
         storage.digit_claims = claims;
