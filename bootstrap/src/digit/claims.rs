@@ -65,6 +65,23 @@ struct ChartClaims {
     hoisted: bool,
 }
 
+/// DIGIT's Elasticsearch charts (master and data nodes share the shape): a StatefulSet named by
+/// the hoisted `name`, claims from `volumeClaimTemplate`, objects in `.Values.namespace`.
+const fn elasticsearch(chart: &'static str, component: &'static str) -> ChartClaims {
+    ChartClaims {
+        chart,
+        component,
+        shape: Shape::StatefulSet { statefulset: Name::Hoisted("name"), template: "es-storage", replicas: "replicas" },
+        enabled: &["persistence.enabled"],
+        existing_claim: None,
+        size: "volumeClaimTemplate.resources.requests.storage",
+        class: &["volumeClaimTemplate.storageClassName"],
+        access: "volumeClaimTemplate.accessModes",
+        namespace: Some("namespace"),
+        hoisted: true,
+    }
+}
+
 /// The stateful chart shapes of DIGIT's backbone (charts/backbone-services and the auxiliary
 /// pgAdmin), by the chart's own name (Chart.yaml `name`).
 const CATALOG: &[ChartClaims] = &[
@@ -100,30 +117,8 @@ const CATALOG: &[ChartClaims] = &[
         namespace: None,
         hoisted: false,
     },
-    ChartClaims {
-        chart: "elasticsearch",
-        component: "es-master",
-        shape: Shape::StatefulSet { statefulset: Name::Hoisted("name"), template: "es-storage", replicas: "replicas" },
-        enabled: &["persistence.enabled"],
-        existing_claim: None,
-        size: "volumeClaimTemplate.resources.requests.storage",
-        class: &["volumeClaimTemplate.storageClassName"],
-        access: "volumeClaimTemplate.accessModes",
-        namespace: Some("namespace"),
-        hoisted: true,
-    },
-    ChartClaims {
-        chart: "elasticsearch-data",
-        component: "es-data",
-        shape: Shape::StatefulSet { statefulset: Name::Hoisted("name"), template: "es-storage", replicas: "replicas" },
-        enabled: &["persistence.enabled"],
-        existing_claim: None,
-        size: "volumeClaimTemplate.resources.requests.storage",
-        class: &["volumeClaimTemplate.storageClassName"],
-        access: "volumeClaimTemplate.accessModes",
-        namespace: Some("namespace"),
-        hoisted: true,
-    },
+    elasticsearch("elasticsearch", "es-master"),
+    elasticsearch("elasticsearch-data", "es-data"),
     ChartClaims {
         chart: "novu",
         component: "novu-mongodb",
