@@ -19,16 +19,17 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::OnceLock;
+use std::process::Command;
 
 use serde_json::Value as Json;
 use serde_yaml_ng::Value as Yaml;
 
 use groundwork::storage::{VolumeAccess, VolumePlan};
+use groundwork_lab_tests::digit::{
+    CLUSTER, Site, assert_none, is_placeholder, leaves, python, quantity, root, write, yaml_docs, yaml_file, yget, ystr,
+};
 use groundwork_lab_tests::text;
 
-const CLUSTER: &str = "digit-sdc";
 /// groundwork's volume components and the digit-lts charts that mount them (the contract of
 /// bootstrap/src/handoff/digit_deployer.rs).
 const CHARTS: [(&str, &str); 4] = [
@@ -40,6 +41,8 @@ const CHARTS: [(&str, &str); 4] = [
 /// `dev` has the operator's own file in the checkout; `qa` has none (groundwork generates it).
 const ENVIRONMENTS: [(&str, &str); 2] =
     [("dev", "dev.digit.sdc.example.gov.in"), ("qa", "qa.digit.sdc.example.gov.in")];
+/// The digit-lts-shaped checkout's directory in a site's.
+const CHECKOUT: &str = "DIGIT-DevOps";
 /// The keys groundwork sets in the environment file (below each chart: `persistence.*`).
 const EGOV_CONFIG: [&str; 7] =
     ["db-host", "db-name", "db-url", "egov-services-fqdn-name", "es-host", "es-indexer-host", "kafka-brokers"];
@@ -333,87 +336,37 @@ fn operator_dev_with_aws() -> String {
 // Running groundwork and Helm
 // ---------------------------------------------------------------------------------------------
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().expect("repository root")
-}
-
-/// target/debug, where cargo put this test and the groundwork binary.
-fn target_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    exe.parent().and_then(Path::parent).expect("target dir").to_path_buf()
-}
-
-fn groundwork_bin() -> PathBuf {
-    let bin = target_dir().join("groundwork");
-    assert!(
-        bin.is_file(),
-        "{} is missing: run the tests through cargo with the workspace (tests/run), or `cargo build -p groundwork` first",
-        bin.display()
-    );
-    bin
-}
-
 /// A scratch directory for one test, emptied first (left afterwards, to look at).
 fn scratch(name: &str) -> PathBuf {
-    let dir = target_dir().join("digit-deployer").join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
-}
-
-/// The venv's python with helm-python-sdk (made once by tests/digit/setup).
-fn python() -> &'static Path {
-    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
-    PYTHON.get_or_init(|| {
-        let setup = root().join("tests/digit/setup");
-        let out = Command::new(&setup).output().unwrap_or_else(|e| panic!("{}: {e}", setup.display()));
-        assert!(
-            out.status.success(),
-            "{} failed (needs python3 with venv, and PyPI for helm-python-sdk):\n{}",
-            setup.display(),
-            text(&out.stderr)
-        );
-        let python = PathBuf::from(text(&out.stdout).trim());
-        assert!(python.is_file(), "{} printed {}, not a python", setup.display(), python.display());
-        python
-    })
-}
-
-fn write(path: &Path, content: &str) {
-    std::fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
-    std::fs::write(path, content).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-}
-
-fn secret_file(path: &Path, content: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    write(path, content);
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod 600");
+    groundwork_lab_tests::digit::scratch("digit-deployer", name)
 }
 
 /// The example inventory in a directory of its own, switched to the deployer flow over a
 /// digit-lts-shaped checkout the test writes, with what else it references stubbed.
-struct Site {
-    dir: PathBuf,
-    inventory: PathBuf,
+trait DeployerSite {
+    /// `operator_dev`: the operator's dev.yaml in the checkout; `target`: lio or tgt.
+    fn stub(name: &str, operator_dev: &str, target: &str) -> Site;
     /// The DIGIT-DevOps checkout root (`handoff.digit.source`).
-    checkout: PathBuf,
+    fn checkout(&self) -> PathBuf;
+    /// groundwork's `<env>.yaml` for the deployer.
+    fn env_file(&self, env: &str) -> PathBuf;
+    /// groundwork's volumes, as its library plans them for this inventory.
+    fn plan(&self) -> VolumePlan;
+    /// The deployer's chart index over the checkout.
+    fn charts(&self) -> BTreeMap<String, PathBuf>;
 }
 
-impl Site {
-    /// `operator_dev`: the operator's dev.yaml in the checkout; `target`: lio or tgt.
+impl DeployerSite for Site {
     fn stub(name: &str, operator_dev: &str, target: &str) -> Site {
         let dir = scratch(name);
-        let checkout = dir.join("DIGIT-DevOps");
+        let checkout = dir.join(CHECKOUT);
         write_checkout(&checkout, operator_dev);
 
-        let example =
-            std::fs::read_to_string(root().join("inventory/sdc-example.yaml")).expect("the example inventory");
         let environments = ENVIRONMENTS
             .iter()
             .map(|(env, domain)| format!("      - {{name: {env}, domain: {domain}, tenantId: pg}}\n"))
             .collect::<String>();
         let replacements = [
-            ("keyFile: ~/.ssh/id_ed25519", format!("keyFile: {}", dir.join("id_ed25519").display())),
             ("flow: helmfile ", "flow: deployer ".to_string()),
             (
                 "source: ../../Citizen-Complaint-Resolution-System/devops/deploy-as-code",
@@ -432,58 +385,32 @@ impl Site {
                 environments,
             ),
         ];
-        let mut text = example;
-        for (from, to) in replacements {
-            assert!(text.contains(from), "the example inventory has changed: no {from:?}");
-            text = text.replacen(from, &to, 1);
-        }
-        let inventory = dir.join("sdc-example.yaml");
-        write(&inventory, &text);
-        secret_file(&dir.join("id_ed25519"), "not a key: handoff does not connect\n");
-        std::fs::create_dir_all(dir.join("bundles/kubernetes-v1.33.3-amd64")).expect("bundle dir");
-        write(&dir.join("cni/calico.yaml"), "");
-        secret_file(&dir.join("secrets/egov_app.password"), "egov-app-test-password-7f3a\n");
-        Site { dir, inventory, checkout }
+        Site::example(dir, |example| {
+            let mut text = example;
+            for (from, to) in replacements {
+                assert!(text.contains(from), "the example inventory has changed: no {from:?}");
+                text = text.replacen(from, &to, 1);
+            }
+            text
+        })
     }
 
-    fn groundwork(&self, args: &[&str]) -> Output {
-        Command::new(groundwork_bin())
-            .args(args)
-            .arg("-i")
-            .arg(&self.inventory)
-            .current_dir(&self.dir)
-            .env("GW_ISCSI_CHAP_PASSWORD", "chap-test-password-91c2")
-            .output()
-            .expect("groundwork runs")
+    fn checkout(&self) -> PathBuf {
+        self.dir.join(CHECKOUT)
     }
 
-    /// `groundwork handoff -o json`, which must succeed; its outcome.
-    fn handoff_json(&self) -> Json {
-        let out = self.groundwork(&["handoff", "-o", "json"]);
-        assert!(out.status.success(), "groundwork handoff failed:\n{}", text(&out.stderr));
-        serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("handoff -o json is not JSON ({e}): {}", text(&out.stdout)))
-    }
-
-    fn handoff(&self) -> PathBuf {
-        self.dir.join("handoff").join(CLUSTER)
-    }
-
-    /// groundwork's `<env>.yaml` for the deployer.
     fn env_file(&self, env: &str) -> PathBuf {
         self.handoff().join("digit/deployer").join(format!("{env}.yaml"))
     }
 
-    /// groundwork's volumes, as its library plans them for this inventory.
     fn plan(&self) -> VolumePlan {
         let loaded = groundwork::inventory::load(&self.inventory)
             .unwrap_or_else(|e| panic!("the inventory does not load: {e:?}"));
         VolumePlan::of(&loaded.inventory).expect("the inventory has storage")
     }
 
-    /// The deployer's chart index over the checkout.
     fn charts(&self) -> BTreeMap<String, PathBuf> {
-        chart_index(&self.checkout.join("deploy-as-code/helm"))
+        chart_index(&self.checkout().join("deploy-as-code/helm"))
     }
 }
 
@@ -587,57 +514,6 @@ fn s(v: &Json) -> &str {
     v.as_str().unwrap_or_default()
 }
 
-fn yaml_file(path: &Path) -> Yaml {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn yaml_docs(path: &Path) -> Vec<Yaml> {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_yaml_ng::Deserializer::from_str(&text)
-        .map(|d| serde::Deserialize::deserialize(d).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
-        .filter(|d: &Yaml| !d.is_null())
-        .collect()
-}
-
-fn yget<'a>(v: &'a Yaml, path: &[&str]) -> Option<&'a Yaml> {
-    path.iter().try_fold(v, |node, key| node.get(*key))
-}
-
-fn ystr<'a>(v: &'a Yaml, path: &[&str]) -> &'a str {
-    yget(v, path).and_then(Yaml::as_str).unwrap_or_default()
-}
-
-/// The scalar leaves under `node`, by dotted path below `prefix` (list items as `[i]`).
-fn leaves(node: &Yaml, prefix: &str, out: &mut BTreeMap<String, String>) {
-    let key = |k: &str| if prefix.is_empty() { k.to_string() } else { format!("{prefix}.{k}") };
-    match node {
-        Yaml::Mapping(m) => {
-            for (k, v) in m {
-                leaves(v, &key(k.as_str().unwrap_or_default()), out);
-            }
-        }
-        Yaml::Sequence(seq) => {
-            for (i, v) in seq.iter().enumerate() {
-                leaves(v, &format!("{prefix}[{i}]"), out);
-            }
-        }
-        Yaml::String(v) => {
-            out.insert(prefix.to_string(), v.clone());
-        }
-        Yaml::Number(n) => {
-            out.insert(prefix.to_string(), n.to_string());
-        }
-        Yaml::Bool(b) => {
-            out.insert(prefix.to_string(), b.to_string());
-        }
-        Yaml::Null => {
-            out.insert(prefix.to_string(), String::new());
-        }
-        Yaml::Tagged(t) => leaves(&t.value, prefix, out),
-    }
-}
-
 /// Whether a dotted key path is one groundwork sets (or lies below one).
 fn owned(path: &str) -> bool {
     let mut keys = vec!["global.domain".to_string()];
@@ -646,12 +522,6 @@ fn owned(path: &str) -> bool {
         keys.extend(PERSISTENCE.iter().map(|p| format!("{chart}.persistence.{p}")));
     }
     keys.iter().any(|k| path == k || path.starts_with(&format!("{k}.")) || path.starts_with(&format!("{k}[")))
-}
-
-/// Whether `text` holds one of DIGIT's placeholders (`<domain_name>`, `<db_host>`).
-fn is_placeholder(text: &str) -> bool {
-    static RE: OnceLock<regex::Regex> = OnceLock::new();
-    RE.get_or_init(|| regex::Regex::new(r"<[a-z][a-z0-9]*(_[a-z0-9]+)+>").expect("placeholder regex")).is_match(text)
 }
 
 /// Each line of a block-style YAML file with the dotted key path it sets or continues (None for
@@ -678,36 +548,6 @@ fn line_paths(text: &str) -> Vec<(&str, Option<String>)> {
             (line, Some(stack.iter().map(|(_, k)| k.as_str()).collect::<Vec<_>>().join(".")))
         })
         .collect()
-}
-
-/// A Kubernetes quantity (`8Gi`, `500Mi`, `1.5G`, `1024`) in bytes.
-fn quantity(q: &str) -> Option<u128> {
-    let q = q.trim();
-    let split = q.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(q.len());
-    let (number, suffix) = q.split_at(split);
-    let multiplier: u128 = match suffix {
-        "" => 1,
-        "k" => 1000,
-        "M" => 1000u128.pow(2),
-        "G" => 1000u128.pow(3),
-        "T" => 1000u128.pow(4),
-        "Ki" => 1 << 10,
-        "Mi" => 1 << 20,
-        "Gi" => 1 << 30,
-        "Ti" => 1 << 40,
-        _ => return None,
-    };
-    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
-    if whole.is_empty() && fraction.is_empty() {
-        return None;
-    }
-    let whole: u128 = if whole.is_empty() { 0 } else { whole.parse().ok()? };
-    let mut bytes = whole * multiplier;
-    if !fraction.is_empty() {
-        let scale = 10u128.pow(fraction.len() as u32);
-        bytes += (fraction.parse::<u128>().ok()? * multiplier).div_ceil(scale);
-    }
-    Some(bytes)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -912,10 +752,6 @@ fn kept_problems(operator: &str, written: &str) -> Vec<String> {
     problems
 }
 
-fn assert_none(what: &str, problems: &[String]) {
-    assert!(problems.is_empty(), "{what}:\n  {}", problems.join("\n  "));
-}
-
 /// Renders every chart for every environment and checks it; returns the problems.
 fn deployer_problems(site: &Site) -> Vec<String> {
     let plan = site.plan();
@@ -1032,7 +868,7 @@ fn the_checks_fail_without_groundworks_values_or_with_a_replica_too_many() {
     site.handoff_json();
     let volumes = planned(&site.plan());
     let charts = site.charts();
-    let operator = site.checkout.join("deploy-as-code/helm/environments/dev.yaml");
+    let operator = site.checkout().join("deploy-as-code/helm/environments/dev.yaml");
     let kafka = render(&charts, "kafka-v2", &operator, &[]);
     assert!(kafka.errors.is_empty(), "the operator's own file does not render: {:?}", kafka.errors);
     assert_eq!(kafka.of_kind("PersistentVolume").count(), 0, "the operator's own file renders PersistentVolumes");

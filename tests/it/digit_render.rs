@@ -12,18 +12,18 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::OnceLock;
+use std::process::Command;
 use std::time::Instant;
 
-use regex::Regex;
 use serde_json::Value as Json;
 use serde_yaml_ng::Value as Yaml;
 
+use groundwork_lab_tests::digit::{
+    Site, assert_none, is_placeholder, leaves, python, quantity, root, yaml_docs, yaml_file, yget, ystr,
+};
 use groundwork_lab_tests::text;
 
 const ENVIRONMENTS: &[&str] = &["dev", "uat", "prod"];
-const CLUSTER: &str = "digit-sdc";
 const STATIC_CLASS: &str = "groundwork-static";
 /// DIGIT's defect, not groundwork's: line 56's `{{- if hasKey .Values "monitoring" }}` has no
 /// `{{ end }}`. helmfile stops there too.
@@ -67,10 +67,6 @@ const CLUSTER_SCOPED: &[&str] = &[
     "VolumeSnapshotClass",
 ];
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().expect("repository root")
-}
-
 /// DIGIT's deployment source (`digit-helmfile.yaml` and the charts), beside the repository.
 fn deploy_as_code() -> PathBuf {
     let dir = root().join("../shared/digit/ccrs/devops/deploy-as-code");
@@ -82,119 +78,31 @@ fn deploy_as_code() -> PathBuf {
     dir.canonicalize().expect("deploy-as-code")
 }
 
-/// target/debug, where cargo put this test and the groundwork binary.
-fn target_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    exe.parent().and_then(Path::parent).expect("target dir").to_path_buf()
-}
-
-fn groundwork_bin() -> PathBuf {
-    let bin = target_dir().join("groundwork");
-    assert!(
-        bin.is_file(),
-        "{} is missing: run the tests through cargo with the workspace (tests/run), or `cargo build -p groundwork` first",
-        bin.display()
-    );
-    bin
-}
-
 /// A scratch directory for one test, emptied first (left afterwards, to look at).
 fn scratch(name: &str) -> PathBuf {
-    let dir = target_dir().join("digit-render").join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
-}
-
-/// The venv's python with helm-python-sdk (made once by tests/digit/setup).
-fn python() -> &'static Path {
-    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
-    PYTHON.get_or_init(|| {
-        let setup = root().join("tests/digit/setup");
-        let out = Command::new(&setup).output().unwrap_or_else(|e| panic!("{}: {e}", setup.display()));
-        if !out.status.success() {
-            let venv = Command::new("python3").args(["-c", "import venv, ensurepip"]).output();
-            let hint = match venv {
-                Err(e) => format!("python3 does not run ({e}): install python3 and python3-venv (Debian)"),
-                Ok(o) if !o.status.success() => format!(
-                    "python3 has no working venv/ensurepip ({}): install python3-venv (Debian)",
-                    text(&o.stderr).trim()
-                ),
-                Ok(_) => "python3 and venv are there: is PyPI reachable (pip install helm-python-sdk)?".to_string(),
-            };
-            panic!("{} failed: {hint}\n{}", setup.display(), text(&out.stderr));
-        }
-        let python = PathBuf::from(text(&out.stdout).trim());
-        assert!(python.is_file(), "{} printed {}, not a python", setup.display(), python.display());
-        python
-    })
+    groundwork_lab_tests::digit::scratch("digit-render", name)
 }
 
 /// The example inventory in a directory of its own, with what it references stubbed: the DIGIT
 /// checkout (the real one), an SSH key, the offline bundle, the CNI manifest, a database password.
-struct Site {
-    dir: PathBuf,
-    inventory: PathBuf,
+trait RenderSite {
+    fn stub(name: &str) -> Site;
+    fn env_files(&self, env: &str) -> (PathBuf, PathBuf);
 }
 
-impl Site {
+impl RenderSite for Site {
     fn stub(name: &str) -> Site {
-        let dir = scratch(name);
-        let example =
-            std::fs::read_to_string(root().join("inventory/sdc-example.yaml")).expect("the example inventory");
-        let source = "source: ../../Citizen-Complaint-Resolution-System/devops/deploy-as-code";
-        let key = "keyFile: ~/.ssh/id_ed25519";
-        assert!(
-            example.contains(source) && example.contains(key),
-            "the example inventory has changed: {source} / {key}"
-        );
-        let text = example
-            .replace(source, &format!("source: {}", deploy_as_code().display()))
-            .replace(key, &format!("keyFile: {}", dir.join("id_ed25519").display()));
-        let inventory = dir.join("sdc-example.yaml");
-        std::fs::write(&inventory, text).expect("write the inventory");
-        secret_file(&dir.join("id_ed25519"), "not a key: handoff does not connect\n");
-        std::fs::create_dir_all(dir.join("bundles/kubernetes-v1.33.3-amd64")).expect("bundle dir");
-        std::fs::create_dir_all(dir.join("cni")).expect("cni dir");
-        std::fs::write(dir.join("cni/calico.yaml"), "").expect("cni manifest");
-        std::fs::create_dir_all(dir.join("secrets")).expect("secrets dir");
-        secret_file(&dir.join("secrets/egov_app.password"), "egov-app-test-password-7f3a\n");
-        Site { dir, inventory }
-    }
-
-    fn groundwork(&self, args: &[&str]) -> Output {
-        Command::new(groundwork_bin())
-            .args(args)
-            .arg("-i")
-            .arg(&self.inventory)
-            .current_dir(&self.dir)
-            .env("GW_ISCSI_CHAP_PASSWORD", "chap-test-password-91c2")
-            .output()
-            .expect("groundwork runs")
-    }
-
-    /// `groundwork handoff -o json`, which must succeed; its outcome.
-    fn handoff_json(&self) -> Json {
-        let out = self.groundwork(&["handoff", "-o", "json"]);
-        assert!(out.status.success(), "groundwork handoff failed:\n{}", text(&out.stderr));
-        serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("handoff -o json is not JSON ({e}): {}", text(&out.stdout)))
-    }
-
-    fn handoff(&self) -> PathBuf {
-        self.dir.join("handoff").join(CLUSTER)
+        Site::example(scratch(name), |example| {
+            let source = "source: ../../Citizen-Complaint-Resolution-System/devops/deploy-as-code";
+            assert!(example.contains(source), "the example inventory has changed: {source}");
+            example.replace(source, &format!("source: {}", deploy_as_code().display()))
+        })
     }
 
     fn env_files(&self, env: &str) -> (PathBuf, PathBuf) {
         let dir = self.handoff().join("digit/helmfile").join(env);
         (dir.join("env-secrets.yaml"), dir.join("env.yaml"))
     }
-}
-
-fn secret_file(path: &Path, content: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::write(path, content).expect("write a secret file");
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod 600");
 }
 
 /// render.py's report for one pair of environment files; each release's YAML goes to `emit`.
@@ -229,49 +137,6 @@ fn state_file_errors(report: &Json) -> Vec<String> {
     report["errors"].as_array().into_iter().flatten().map(|e| e.as_str().unwrap_or_default().to_string()).collect()
 }
 
-fn yaml_docs(path: &Path) -> Vec<Yaml> {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_yaml_ng::Deserializer::from_str(&text)
-        .map(|d| serde::Deserialize::deserialize(d).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
-        .filter(|d: &Yaml| !d.is_null())
-        .collect()
-}
-
-fn yaml_file(path: &Path) -> Yaml {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn get<'a>(v: &'a Yaml, path: &[&str]) -> Option<&'a Yaml> {
-    path.iter().try_fold(v, |node, key| node.get(*key))
-}
-
-fn ystr<'a>(v: &'a Yaml, path: &[&str]) -> &'a str {
-    get(v, path).and_then(Yaml::as_str).unwrap_or_default()
-}
-
-/// The scalar leaves under `node`, by dotted path below `prefix`.
-fn leaves(node: &Yaml, prefix: &str, out: &mut Vec<(String, String)>) {
-    match node {
-        Yaml::Mapping(m) => {
-            for (k, v) in m {
-                let key = k.as_str().map(str::to_string).unwrap_or_else(|| format!("{k:?}"));
-                leaves(v, &format!("{prefix}.{key}"), out);
-            }
-        }
-        Yaml::Sequence(s) => {
-            for (i, v) in s.iter().enumerate() {
-                leaves(v, &format!("{prefix}[{i}]"), out);
-            }
-        }
-        Yaml::String(s) => out.push((prefix.to_string(), s.clone())),
-        Yaml::Number(n) => out.push((prefix.to_string(), n.to_string())),
-        Yaml::Bool(b) => out.push((prefix.to_string(), b.to_string())),
-        Yaml::Null => out.push((prefix.to_string(), String::new())),
-        Yaml::Tagged(t) => leaves(&t.value, prefix, out),
-    }
-}
-
 /// The values groundwork owns in an environment's two files (env-secrets.yaml, then env.yaml),
 /// each by its dotted key; a key that is missing or empty is given as empty.
 fn owned_values(secrets: &Path, env: &Path) -> Vec<(String, String)> {
@@ -284,7 +149,7 @@ fn owned_values(secrets: &Path, env: &Path) -> Vec<(String, String)> {
         };
         let parts: Vec<&str> = path.split('.').collect();
         // env.yaml is merged over env-secrets.yaml: the later file wins.
-        let node = files.iter().rev().find_map(|f| get(f, &parts));
+        let node = files.iter().rev().find_map(|f| yget(f, &parts));
         match node {
             None => out.push((path.to_string(), String::new())),
             Some(n) if all => {
@@ -301,52 +166,13 @@ fn owned_values(secrets: &Path, env: &Path) -> Vec<(String, String)> {
     out
 }
 
-fn placeholder() -> &'static Regex {
-    static RE: OnceLock<Regex> = OnceLock::new();
-    RE.get_or_init(|| Regex::new(r"<[a-z][a-z0-9]*(_[a-z0-9]+)+>").expect("placeholder regex"))
-}
-
 /// "key = value" for every owned value that is empty or holds a `<placeholder>`.
 fn unfilled(owned: &[(String, String)]) -> Vec<String> {
     owned
         .iter()
-        .filter(|(_, v)| v.trim().is_empty() || placeholder().is_match(v))
+        .filter(|(_, v)| v.trim().is_empty() || is_placeholder(v))
         .map(|(k, v)| format!("{k} = {v:?}"))
         .collect()
-}
-
-/// A Kubernetes quantity (`8Gi`, `500Mi`, `1.5G`, `1024`) in bytes.
-fn quantity(q: &str) -> Option<u128> {
-    let q = q.trim();
-    let split = q.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(q.len());
-    let (number, suffix) = q.split_at(split);
-    let multiplier: u128 = match suffix {
-        "" => 1,
-        "k" => 1000,
-        "M" => 1000u128.pow(2),
-        "G" => 1000u128.pow(3),
-        "T" => 1000u128.pow(4),
-        "P" => 1000u128.pow(5),
-        "E" => 1000u128.pow(6),
-        "Ki" => 1 << 10,
-        "Mi" => 1 << 20,
-        "Gi" => 1 << 30,
-        "Ti" => 1 << 40,
-        "Pi" => 1 << 50,
-        "Ei" => 1 << 60,
-        _ => return None,
-    };
-    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
-    if whole.is_empty() && fraction.is_empty() {
-        return None;
-    }
-    let whole: u128 = if whole.is_empty() { 0 } else { whole.parse().ok()? };
-    let mut bytes = whole * multiplier;
-    if !fraction.is_empty() {
-        let scale = 10u128.pow(fraction.len() as u32);
-        bytes += (fraction.parse::<u128>().ok()? * multiplier).div_ceil(scale);
-    }
-    Some(bytes)
 }
 
 /// (kind, namespace, name); the namespace is empty for cluster-scoped kinds.
@@ -363,7 +189,7 @@ fn groundwork_objects(handoff: &Path) -> BTreeMap<ObjectKey, String> {
     for file in ["manifests/storage.yaml", "manifests/database.yaml", "manifests/secrets.yaml"] {
         for doc in yaml_docs(&handoff.join(file)) {
             let kind = ystr(&doc, &["kind"]);
-            let namespace = get(&doc, &["metadata", "namespace"]).and_then(Yaml::as_str).unwrap_or("default");
+            let namespace = yget(&doc, &["metadata", "namespace"]).and_then(Yaml::as_str).unwrap_or("default");
             let key = object_key(kind, namespace, ystr(&doc, &["metadata", "name"]));
             assert!(objects.insert(key.clone(), file.to_string()).is_none(), "{key:?} twice in groundwork's manifests");
         }
@@ -386,16 +212,16 @@ fn volumes(handoff: &Path) -> Vec<Volume> {
         .iter()
         .filter(|d| ystr(d, &["kind"]) == "PersistentVolume")
         .map(|d| {
-            let spec = get(d, &["spec"]).cloned().unwrap_or(Yaml::Null);
-            let claim = get(&spec, &["claimRef"])
+            let spec = yget(d, &["spec"]).cloned().unwrap_or(Yaml::Null);
+            let claim = yget(&spec, &["claimRef"])
                 .map(|c| (ystr(c, &["namespace"]).to_string(), ystr(c, &["name"]).to_string()));
-            let backing = if let Some(i) = get(&spec, &["iscsi"]) {
-                let lun = get(i, &["lun"]).map(|l| format!("{l:?}")).unwrap_or_default();
+            let backing = if let Some(i) = yget(&spec, &["iscsi"]) {
+                let lun = yget(i, &["lun"]).map(|l| format!("{l:?}")).unwrap_or_default();
                 format!("iscsi {} {} lun {lun}", ystr(i, &["targetPortal"]), ystr(i, &["iqn"]))
-            } else if let Some(n) = get(&spec, &["nfs"]) {
+            } else if let Some(n) = yget(&spec, &["nfs"]) {
                 format!("nfs {}:{}", ystr(n, &["server"]), ystr(n, &["path"]))
             } else {
-                format!("other {:?}", get(&spec, &["local"]).or(get(&spec, &["hostPath"])))
+                format!("other {:?}", yget(&spec, &["local"]).or(yget(&spec, &["hostPath"])))
             };
             Volume {
                 name: ystr(d, &["metadata", "name"]).to_string(),
@@ -576,10 +402,6 @@ fn configmap_problems(env: &str, emit: &Path, owned: &[(String, String)]) -> Vec
         }
     }
     problems
-}
-
-fn assert_none(what: &str, problems: &[String]) {
-    assert!(problems.is_empty(), "{what}:\n  {}", problems.join("\n  "));
 }
 
 #[test]

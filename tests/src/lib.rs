@@ -3,6 +3,8 @@
 //! These helpers look at it from outside with independent tools (docker, OpenSSH), so that a
 //! test of groundwork never has to trust groundwork to tell it what the lab is.
 
+pub mod digit;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
