@@ -358,11 +358,17 @@ fn deploy_section(w: &mut String, inputs: &HandoffInputs, script: &DeployScript)
     deployer_caveats(w, inputs);
     match inputs.deployer {
         Deployer::Helm | Deployer::Digit => {
-            let _ = writeln!(
-                w,
-                "The environment's files replace DIGIT's own in your checkout (see what groundwork changed\n\
-                 with `diff` against them first):\n"
-            );
+            let _ = writeln!(w, "The environment's files replace DIGIT's own in your checkout.");
+            if let Some(digit) = inputs.digit.as_ref().filter(|d| d.flow == DigitFlow::Helmfile) {
+                let root = shell_quote(&digit.source.root.display().to_string());
+                let _ = writeln!(
+                    w,
+                    "What groundwork changed in yours, line by line:\n\n```sh\ndiff -u {root}/charts/environments/{} {}\n```\n",
+                    digit_helmfile::VALUES,
+                    helmfile_dir(&script.environment).join(digit_helmfile::VALUES).display()
+                );
+            }
+            let _ = writeln!(w, "Then:\n");
         }
         Deployer::Argocd | Deployer::Flux => gitops_preamble(w, inputs, script),
     }
