@@ -20,6 +20,10 @@ pub struct YamlText {
 pub enum EditError {
     #[error("`{path}` (line {line}) holds a mapping or a list, not a single value")]
     NotScalar { path: String, line: usize },
+    #[error("the edited file does not parse: {0}")]
+    Unparsable(String),
+    #[error("`{0}` did not read back as set")]
+    NotReadBack(String),
 }
 
 /// One `<placeholder>` left in a value, with its 1-based line.
@@ -101,6 +105,26 @@ impl YamlText {
             });
         }
         self.lines.splice(parent_end..parent_end, insert);
+        Ok(())
+    }
+
+    /// Sets every (key path, YAML value) of `edits`, then parses the result and checks that each
+    /// path reads back as its value: an edit this line editor got wrong is an error, never a file.
+    pub fn set_all<K: AsRef<str>>(&mut self, edits: &[(Vec<K>, String)]) -> Result<(), EditError> {
+        for (path, value) in edits {
+            let keys: Vec<&str> = path.iter().map(AsRef::as_ref).collect();
+            self.set(&keys, value)?;
+        }
+        let doc: serde_yaml_ng::Value =
+            serde_yaml_ng::from_str(&self.text()).map_err(|e| EditError::Unparsable(e.to_string()))?;
+        for (path, value) in edits {
+            let want: Option<serde_yaml_ng::Value> = serde_yaml_ng::from_str(value).ok();
+            let got = path.iter().try_fold(&doc, |node, key| node.get(key.as_ref()));
+            if want.is_none() || got != want.as_ref() {
+                let keys: Vec<&str> = path.iter().map(AsRef::as_ref).collect();
+                return Err(EditError::NotReadBack(keys.join(".")));
+            }
+        }
         Ok(())
     }
 
@@ -389,6 +413,23 @@ mod tests {
         let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(&y.text()).unwrap();
         assert_eq!(v["secrets"]["git-sync"]["abc"].as_str(), Some("z"));
         assert!(v["secrets"]["git-sync"]["ssh"].as_str().unwrap().contains("abc: def"));
+    }
+
+    #[test]
+    fn set_all_reads_every_value_back() {
+        let mut y = YamlText::parse(DOC);
+        let edits = [
+            (vec!["global", "domain"], scalar("d.in")),
+            (vec!["secrets", "kafka", "clusterID"], scalar("x: y")),
+            (vec!["secrets", "db", "list"], "[a, 'b c']".to_string()),
+        ];
+        y.set_all(&edits).unwrap();
+        let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(&y.text()).unwrap();
+        assert_eq!(v["secrets"]["kafka"]["clusterID"].as_str(), Some("x: y"));
+        assert_eq!(v["secrets"]["db"]["list"][1].as_str(), Some("b c"));
+        // A value that is not YAML leaves a file that does not parse: an error, not a file.
+        let bad = [(vec!["global", "domain"], "[unclosed".to_string())];
+        assert!(matches!(YamlText::parse(DOC).set_all(&bad), Err(EditError::Unparsable(_))));
     }
 
     #[test]

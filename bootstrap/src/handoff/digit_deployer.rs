@@ -11,8 +11,8 @@ use serde_yaml_ng::Value;
 
 use super::digit_config::{Backbone, ConfigMapData, ConfigMaps, DbSecrets, Global, SecretsSection, egov_config};
 use super::{
-    Content, DIGIT_SECRETS_REGEX, DigitEnvironmentInputs, DigitInputs, HandoffError, HandoffInputs, PlaceholderLeft,
-    Rendered, deployer_file, yaml,
+    Content, DIGIT_SECRETS_REGEX, DigitEnvironmentInputs, DigitInputs, HandoffError, HandoffInputs, Rendered,
+    deployer_file, yaml,
 };
 use crate::digit::yaml_text::{YamlText, scalar};
 use crate::storage::{PlannedVolume, VolumeAccess, VolumePlan};
@@ -121,9 +121,9 @@ fn render_environment(
     };
     let (values, secrets_text) = match operator_files(&digit.source.root, &env.name) {
         Some((values_file, secrets_file)) => {
-            let values = fill_in(&values_file, &generated_values, env, inputs)?;
+            let values = fill_in(&values_file, &generated_values, env, inputs)?.text();
             let secrets = match (&generated_secrets, secrets_file) {
-                (Some(generated), Some(file)) => Some(fill_in(&file, generated, env, inputs)?),
+                (Some(generated), Some(file)) => Some(fill_in(&file, generated, env, inputs)?.text()),
                 (generated, _) => generated.clone(),
             };
             (values, secrets)
@@ -136,13 +136,7 @@ fn render_environment(
             (generated_values, generated_secrets)
         }
     };
-    let path = deployer_file(&env.name, false);
-    out.placeholders.extend(YamlText::parse(&values).placeholders().into_iter().map(|p| PlaceholderLeft {
-        file: path.clone(),
-        line: p.line,
-        text: p.text,
-    }));
-    out.add(path, values, Content::Plain);
+    out.add_digit_file(deployer_file(&env.name, false), &YamlText::parse(&values), Content::Plain);
     if let Some(secrets) = secrets_text {
         out.add(deployer_file(&env.name, true), secrets, Content::Secret { encrypted_regex: DIGIT_SECRETS_REGEX });
     }
@@ -159,13 +153,13 @@ fn operator_files(root: &Path, env: &str) -> Option<(PathBuf, Option<PathBuf>)> 
 }
 
 /// The operator's file with every scalar of `generated` set at its key path (lists as one flow
-/// sequence line), DIGIT's placeholders filled; read back to check.
+/// sequence line) and read back, DIGIT's placeholders filled.
 fn fill_in(
     file: &Path,
     generated: &str,
     env: &DigitEnvironmentInputs,
     inputs: &HandoffInputs,
-) -> Result<String, HandoffError> {
+) -> Result<YamlText, HandoffError> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| HandoffError::DigitEdit { file: file.to_path_buf(), message: e.to_string() })?;
     let mut edited = YamlText::parse(&text);
@@ -183,28 +177,8 @@ fn fill_in(
     let wanted: Value = serde_yaml_ng::from_str(generated).expect("groundwork's own YAML parses");
     let mut leaves = Vec::new();
     leaves_of(&wanted, &mut Vec::new(), &mut leaves);
-    for (path, value) in &leaves {
-        let keys: Vec<&str> = path.iter().map(String::as_str).collect();
-        edited
-            .set(&keys, value)
-            .map_err(|e| HandoffError::DigitEdit { file: file.to_path_buf(), message: e.to_string() })?;
-    }
-    let result = edited.text();
-    let read: Value = serde_yaml_ng::from_str(&result).map_err(|e| HandoffError::DigitEdit {
-        file: file.to_path_buf(),
-        message: format!("the edited file does not parse: {e}"),
-    })?;
-    for (path, _) in &leaves {
-        let want = path.iter().try_fold(&wanted, |v, k| v.get(k.as_str()));
-        let got = path.iter().try_fold(&read, |v, k| v.get(k.as_str()));
-        if want != got {
-            return Err(HandoffError::DigitEdit {
-                file: file.to_path_buf(),
-                message: format!("`{}` did not read back as set", path.join(".")),
-            });
-        }
-    }
-    Ok(result)
+    edited.set_all(&leaves).map_err(HandoffError::digit_edit(file.to_path_buf()))?;
+    Ok(edited)
 }
 
 /// Every scalar or list of `value` with its key path; a list becomes one flow sequence.

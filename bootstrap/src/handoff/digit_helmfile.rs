@@ -3,13 +3,11 @@
 //! line (comments, order, the operator's keys). They replace DIGIT's two files for that
 //! environment, so `diff` against the checkout shows exactly what groundwork set.
 
-use serde_yaml_ng::Value;
-
 use super::kubernetes::DB_SERVICE_PORT;
 use super::{Content, DIGIT_SECRETS_REGEX, DigitEnvironmentInputs, DigitInputs, HandoffError, HandoffInputs, Rendered};
-use super::{PlaceholderLeft, digit_config::db_host, helmfile_dir};
+use super::{digit_config::db_host, helmfile_dir};
+use crate::digit::Claim;
 use crate::digit::yaml_text::{YamlText, scalar};
-use crate::digit::{Claim, DigitSource};
 
 pub const VALUES: &str = "env.yaml";
 pub const SECRETS: &str = "env-secrets.yaml";
@@ -27,23 +25,13 @@ pub fn render(inputs: &HandoffInputs, digit: &DigitInputs, out: &mut Rendered) -
     for env in &digit.environments {
         let (values, secrets) = environment_files(inputs, digit, env)?;
         let dir = helmfile_dir(&env.name);
-        for (name, file, content) in [
-            (VALUES, values, Content::Plain),
-            (SECRETS, secrets, Content::Secret { encrypted_regex: DIGIT_SECRETS_REGEX }),
-        ] {
-            let path = dir.join(name);
-            out.placeholders.extend(file.placeholders().into_iter().map(|p| PlaceholderLeft {
-                file: path.clone(),
-                line: p.line,
-                text: p.text,
-            }));
-            out.add(path, file.text(), content);
-        }
+        out.add_digit_file(dir.join(VALUES), &values, Content::Plain);
+        out.add_digit_file(dir.join(SECRETS), &secrets, Content::Secret { encrypted_regex: DIGIT_SECRETS_REGEX });
     }
     Ok(())
 }
 
-/// The two files of `env`: DIGIT's own, edited.
+/// The two files of `env`: DIGIT's own, edited (every value groundwork sets read back).
 pub fn environment_files(
     inputs: &HandoffInputs,
     digit: &DigitInputs,
@@ -52,19 +40,21 @@ pub fn environment_files(
     let source = &digit.source;
     let mut values = YamlText::parse(&source.env_text);
     let mut secrets = YamlText::parse(&source.secrets_text);
-    let settings = settings(inputs, &digit.claims, env);
     for (placeholder, value) in substitutions(inputs, env) {
         values.replace_in_values(placeholder, &value);
         secrets.replace_in_values(placeholder, &value);
     }
-    for s in &settings {
-        let file = if s.secrets { &mut secrets } else { &mut values };
-        file.set(&s.path, &scalar(&s.value)).map_err(|e| HandoffError::DigitEdit {
-            file: source.root.join(if s.secrets { crate::digit::ENV_SECRETS } else { crate::digit::ENV_VALUES }),
-            message: e.to_string(),
-        })?;
-    }
-    verify(source, &values, &secrets, &settings)?;
+    let (secret_settings, value_settings): (Vec<Setting>, Vec<Setting>) =
+        settings(inputs, &digit.claims, env).into_iter().partition(|s| s.secrets);
+    let edits = |settings: Vec<Setting>| -> Vec<(Vec<&'static str>, String)> {
+        settings.into_iter().map(|s| (s.path, scalar(&s.value))).collect()
+    };
+    values
+        .set_all(&edits(value_settings))
+        .map_err(HandoffError::digit_edit(source.root.join(crate::digit::ENV_VALUES)))?;
+    secrets
+        .set_all(&edits(secret_settings))
+        .map_err(HandoffError::digit_edit(source.root.join(crate::digit::ENV_SECRETS)))?;
     Ok((values, secrets))
 }
 
@@ -147,32 +137,4 @@ pub fn substitutions(inputs: &HandoffInputs, env: &DigitEnvironmentInputs) -> Ve
         out.push(("<db_username>", db.app.user.clone()));
     }
     out
-}
-
-/// Parses both edited files as YAML and checks that every value groundwork set reads back as set.
-fn verify(
-    source: &DigitSource,
-    values: &YamlText,
-    secrets: &YamlText,
-    settings: &[Setting],
-) -> Result<(), HandoffError> {
-    let parse = |text: &YamlText, rel: &str| -> Result<Value, HandoffError> {
-        serde_yaml_ng::from_str(&text.text()).map_err(|e| HandoffError::DigitEdit {
-            file: source.root.join(rel),
-            message: format!("the edited file does not parse: {e}"),
-        })
-    };
-    let values_doc = parse(values, crate::digit::ENV_VALUES)?;
-    let secrets_doc = parse(secrets, crate::digit::ENV_SECRETS)?;
-    for s in settings {
-        let doc = if s.secrets { &secrets_doc } else { &values_doc };
-        let got = s.path.iter().try_fold(doc, |node, key| node.get(*key)).and_then(Value::as_str);
-        if got != Some(s.value.as_str()) {
-            return Err(HandoffError::DigitEdit {
-                file: source.root.join(if s.secrets { crate::digit::ENV_SECRETS } else { crate::digit::ENV_VALUES }),
-                message: format!("`{}` did not read back as set", s.path.join(".")),
-            });
-        }
-    }
-    Ok(())
 }

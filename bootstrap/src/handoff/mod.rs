@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::digit::yaml_text::{EditError, YamlText};
 use crate::digit::{Claim, DigitSource};
 use crate::inventory::{Deployer, DigitFlow};
 use crate::secrets::Secret;
@@ -37,8 +38,6 @@ pub use writer::write_all;
 #[derive(Debug, Clone)]
 pub struct HandoffInputs {
     pub cluster: String,
-    /// DIGIT's `global.domain`.
-    pub domain: String,
     /// Namespace of the services (and of the `db` Secret and `db-service`).
     pub namespace: String,
     /// dev, uat, prod, ...: one set of DIGIT and GitOps files each.
@@ -245,6 +244,24 @@ struct Rendered {
 impl Rendered {
     fn add(&mut self, path: impl Into<PathBuf>, bytes: impl Into<Vec<u8>>, content: Content) {
         self.files.insert(path.into(), RenderedFile { bytes: bytes.into(), content });
+    }
+
+    /// A DIGIT environment file, with the placeholders left in it recorded for NEXT-STEPS.md
+    /// and `--strict`.
+    fn add_digit_file(&mut self, path: PathBuf, file: &YamlText, content: Content) {
+        self.placeholders.extend(file.placeholders().into_iter().map(|p| PlaceholderLeft {
+            file: path.clone(),
+            line: p.line,
+            text: p.text,
+        }));
+        self.add(path, file.text(), content);
+    }
+}
+
+impl HandoffError {
+    /// An edit of the operator's DIGIT file `file` that could not be made.
+    fn digit_edit(file: PathBuf) -> impl FnOnce(EditError) -> HandoffError {
+        move |e| HandoffError::DigitEdit { file, message: e.to_string() }
     }
 }
 

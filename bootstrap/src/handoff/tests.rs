@@ -78,7 +78,6 @@ fn inputs(secrets_dir: &Path) -> HandoffInputs {
     let claims = source.claims().expect("claims");
     HandoffInputs {
         cluster: "golden".into(),
-        domain: "digit.example.gov.in".into(),
         namespace: "egov".into(),
         environments: vec!["dev".into(), "uat".into()],
         deployer: Deployer::Helm,

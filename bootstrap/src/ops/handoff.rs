@@ -99,7 +99,6 @@ pub fn inputs(loaded: &LoadedInventory) -> Result<(HandoffInputs, Vec<String>), 
     };
     let inputs = HandoffInputs {
         cluster: inv.cluster.name.clone(),
-        domain: inv.handoff.domain_or_default(&inv.cluster.name),
         namespace: inv.handoff.namespace.clone(),
         environments: inv.handoff.environment_names(),
         deployer: inv.handoff.deployer,
