@@ -138,7 +138,12 @@ fn render_environment(
     };
     out.add_digit_file(deployer_file(&env.name, false), &YamlText::parse(&values), Content::Plain);
     if let Some(secrets) = secrets_text {
-        out.add(deployer_file(&env.name, true), secrets, Content::Secret { encrypted_regex: DIGIT_SECRETS_REGEX });
+        let secrets = YamlText::parse(&secrets);
+        out.add_digit_file(
+            deployer_file(&env.name, true),
+            &secrets,
+            Content::Secret { encrypted_regex: DIGIT_SECRETS_REGEX },
+        );
     }
     Ok(())
 }

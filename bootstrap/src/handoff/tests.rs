@@ -409,6 +409,38 @@ fn the_go_deployer_flow_writes_chart_values_and_no_persistent_volumes() {
 }
 
 #[test]
+fn the_go_deployer_flow_fills_the_operators_files_and_lists_the_placeholders_of_both() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut inputs = inputs(dir.path());
+    inputs.volumes = Some(plan_with("lio", false));
+    let checkout = dir.path().join("DIGIT-DevOps");
+    let envs = checkout.join("deploy-as-code/helm/environments");
+    std::fs::create_dir_all(&envs).expect("checkout");
+    std::fs::write(
+        envs.join("dev.yaml"),
+        "# the site's\nglobal:\n  domain: <domain_name>\nsms:\n  url: <sms_gateway_url>\n",
+    )
+    .expect("dev.yaml");
+    std::fs::write(
+        envs.join("dev-secrets.yaml"),
+        "cluster-configs:\n  secrets:\n    sms:\n      password: <sms_password>\n",
+    )
+    .expect("dev-secrets.yaml");
+    if let Some(d) = inputs.digit.as_mut() {
+        d.flow = DigitFlow::Deployer;
+        d.source.root = checkout;
+    }
+    let out = dir.path().join("out");
+    let outcome = write_all(&inputs, &out).expect("written");
+    let values = std::fs::read_to_string(out.join(deployer_file("dev", false))).expect("dev.yaml");
+    assert!(values.starts_with("# the site's\nglobal:\n  domain: dev.digit.example.gov.in\n"), "{values}");
+    let listed: Vec<String> =
+        outcome.placeholders.iter().map(|p| format!("{}:{} {}", p.file.display(), p.line, p.text)).collect();
+    assert!(listed.contains(&"digit/deployer/dev.yaml:5 <sms_gateway_url>".to_string()), "{listed:#?}");
+    assert!(listed.contains(&"digit/deployer/dev-secrets.yaml:4 <sms_password>".to_string()), "{listed:#?}");
+}
+
+#[test]
 fn the_argocd_application_runs_digits_helmfile_from_the_repository() {
     let w = write_fixture();
     let app = &documents(&w.out.join(gitops::argocd_file("uat")))[0];
