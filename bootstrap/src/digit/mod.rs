@@ -68,17 +68,12 @@ impl DigitSource {
 
     /// env-secrets.yaml, then env.yaml merged over it (the order of DIGIT's helmfiles).
     pub fn environment_values(&self) -> Result<Value, DigitError> {
-        Self::merged(&self.secrets_text, &self.env_text, &self.root)
-    }
-
-    /// The same merge for edited texts.
-    pub fn merged(secrets: &str, env: &str, root: &Path) -> Result<Value, DigitError> {
         let parse = |text: &str, rel: &str| {
             serde_yaml_ng::from_str::<Value>(text)
-                .map_err(|e| DigitError::Parse { path: root.join(rel), message: e.to_string() })
+                .map_err(|e| DigitError::Parse { path: self.root.join(rel), message: e.to_string() })
         };
-        let mut values = parse(secrets, ENV_SECRETS)?;
-        claims::merge(&mut values, &parse(env, ENV_VALUES)?);
+        let mut values = parse(&self.secrets_text, ENV_SECRETS)?;
+        claims::merge(&mut values, &parse(&self.env_text, ENV_VALUES)?);
         Ok(values)
     }
 
