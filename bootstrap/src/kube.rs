@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -80,13 +80,52 @@ impl KubeClient {
 
     /// GET `path` through a tunnel on `via`; the body as JSON, its strings cleaned.
     pub async fn get_json(&self, via: &NodeSession, path: &str) -> Result<serde_json::Value, KubeError> {
-        match tokio::time::timeout(REQUEST_DEADLINE, self.get_json_now(via, path)).await {
+        self.request(via, hyper::Method::GET, path, None).await
+    }
+
+    /// Server-side apply of `object` at `path` (the object's own URL) as field manager
+    /// `groundwork`, taking over fields another manager set: created or brought to `object`.
+    pub async fn apply(
+        &self,
+        via: &NodeSession,
+        path: &str,
+        object: &serde_json::Value,
+    ) -> Result<serde_json::Value, KubeError> {
+        let url = format!("{path}?fieldManager=groundwork&force=true");
+        let body = serde_json::to_vec(object).expect("JSON values serialise");
+        // JSON is YAML: the apply-patch content type takes it as it is.
+        self.request(via, hyper::Method::PATCH, &url, Some(("application/apply-patch+yaml", body))).await
+    }
+
+    /// DELETE `path`; whether it existed (a 404 is "already gone", not an error).
+    pub async fn delete(&self, via: &NodeSession, path: &str) -> Result<bool, KubeError> {
+        match self.request(via, hyper::Method::DELETE, path, None).await {
+            Ok(_) => Ok(true),
+            Err(KubeError::Status { status: 404, .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn request(
+        &self,
+        via: &NodeSession,
+        method: hyper::Method,
+        path: &str,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> Result<serde_json::Value, KubeError> {
+        match tokio::time::timeout(REQUEST_DEADLINE, self.request_now(via, method, path, body)).await {
             Ok(r) => r,
             Err(_) => Err(KubeError::Timeout { path: path.to_string(), seconds: REQUEST_DEADLINE.as_secs() }),
         }
     }
 
-    async fn get_json_now(&self, via: &NodeSession, path: &str) -> Result<serde_json::Value, KubeError> {
+    async fn request_now(
+        &self,
+        via: &NodeSession,
+        method: hyper::Method,
+        path: &str,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> Result<serde_json::Value, KubeError> {
         let http = |message: String| KubeError::Http { path: path.to_string(), message };
         let stream = via.forward(&self.host, self.port).await.map_err(|e| KubeError::Tunnel {
             host: via.target.name.clone(),
@@ -99,11 +138,19 @@ impl KubeClient {
             .await
             .map_err(|e| http(e.to_string()))?;
         let driver = tokio::spawn(conn);
-        let request = hyper::Request::get(path)
+        let mut request = hyper::Request::builder()
+            .method(method)
+            .uri(path)
             .header(hyper::header::HOST, format!("{}:{}", self.host, self.port))
-            .header(hyper::header::ACCEPT, "application/json")
-            .body(Empty::<Bytes>::new())
-            .map_err(|e| http(e.to_string()))?;
+            .header(hyper::header::ACCEPT, "application/json");
+        let content = match body {
+            Some((content_type, bytes)) => {
+                request = request.header(hyper::header::CONTENT_TYPE, content_type);
+                Bytes::from(bytes)
+            }
+            None => Bytes::new(),
+        };
+        let request = request.body(Full::new(content)).map_err(|e| http(e.to_string()))?;
         let response = sender.send_request(request).await.map_err(|e| http(e.to_string()))?;
         let status = response.status().as_u16();
         let limited = http_body_util::Limited::new(response.into_body(), BODY_LIMIT);
@@ -116,7 +163,7 @@ impl KubeClient {
             }
             Err(e) => return Err(http(e.to_string())),
         };
-        if status != 200 {
+        if !(200..300).contains(&status) {
             let body = crate::sanitize::line(&String::from_utf8_lossy(&body).chars().take(300).collect::<String>());
             return Err(KubeError::Status { path: path.to_string(), status, body });
         }

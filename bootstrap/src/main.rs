@@ -26,6 +26,10 @@ enum Command {
     Handoff(commands::handoff::HandoffArgs),
     /// The PostgreSQL host's backups: `db backup`, `db restore --database NAME`.
     Db(commands::db::DbArgs),
+    /// The cluster's etcd: `etcd backup` (a snapshot on this machine), `etcd restore --snapshot FILE`.
+    Etcd(commands::etcd::EtcdArgs),
+    /// A kubeconfig for a person: a client certificate and an RBAC role (`--revoke` takes it back).
+    Kubeconfig(commands::kubeconfig::KubeconfigArgs),
     Schema(commands::schema::SchemaArgs),
     /// The state directory: `state adopt` (from a running cluster), `state backup`, `state restore`.
     State(commands::state::StateArgs),
@@ -44,6 +48,8 @@ fn main() -> ExitCode {
         Command::Apply(a) => commands::apply::run_apply(a),
         Command::Handoff(a) => commands::handoff::run(a),
         Command::Db(a) => commands::db::run(a),
+        Command::Etcd(a) => commands::etcd::run(a),
+        Command::Kubeconfig(a) => commands::kubeconfig::run(a),
         Command::Schema(a) => commands::schema::run(a),
         Command::State(a) => commands::state::run(a),
         Command::Bundle(a) => commands::bundle::run(a),

@@ -2,7 +2,7 @@
 //! loopback HTTP server (127.0.0.1, a free port) that serves the official layouts of dl.k8s.io and
 //! etcd's GitHub releases. What it serves is real: the lab bundle's kubeadm, kubelet and kubectl
 //! (the shared v1.33.3 binaries) with `.sha256` files, and an etcd release-shaped archive made here
-//! from the lab bundle's etcd and etcdctl with its `SHA256SUMS`. Sums are computed with `sha256sum`,
+//! from the lab bundle's etcd, etcdctl and etcdutl with its `SHA256SUMS`. Sums are computed with `sha256sum`,
 //! not with groundwork. The real download sites are never contacted.
 //!
 //! Images: the build runs the downloaded kubeadm for the image list and `docker save`s them with
@@ -40,7 +40,7 @@ fn root() -> PathBuf {
 fn lab_bundle() -> Bundle {
     let dir = root().join(".lab/bundle");
     let bin = dir.join("bin");
-    for name in KUBERNETES_BINARIES.iter().chain(&["etcd", "etcdctl"]) {
+    for name in KUBERNETES_BINARIES.iter().chain(&["etcd", "etcdctl", "etcdutl"]) {
         assert!(
             bin.join(name).is_file(),
             "{} is missing: this test serves the lab bundle's binaries; run `tests/lab/lab up` (it builds \
@@ -195,7 +195,7 @@ fn site(name: &str, lab: &Bundle, wrong_sum_for: Option<&str>) -> Site {
     // An archive shaped like etcd's release: one top directory with the binaries and more.
     let top = work.0.join("stage/etcd-v3.5.16-linux-amd64");
     std::fs::create_dir_all(&top).expect("stage directory");
-    for name in ["etcd", "etcdctl"] {
+    for name in ["etcd", "etcdctl", "etcdutl"] {
         std::fs::copy(lab_bin.join(name), top.join(name)).expect("copy etcd binary");
     }
     std::fs::write(top.join("README.md"), "etcd\n").expect("README");
@@ -218,7 +218,7 @@ fn site(name: &str, lab: &Bundle, wrong_sum_for: Option<&str>) -> Site {
     files.insert(etcd_path(ETCD_ARCHIVE), archive.clone());
     files.insert(etcd_path("SHA256SUMS"), dir.join("SHA256SUMS"));
     sums.insert(ETCD_ARCHIVE.to_string(), sha256sum(&archive));
-    for name in ["etcd", "etcdctl"] {
+    for name in ["etcd", "etcdctl", "etcdutl"] {
         sums.insert(name.to_string(), sha256sum(&lab_bin.join(name)));
     }
     Site { double: DownloadSiteDouble::start(files), work, sums }
@@ -347,7 +347,7 @@ async fn builds_the_labs_bundle_from_the_download_sites_and_rebuilds_without_dow
     assert_eq!(shape(&bundle), shape(&lab));
 
     // Every binary with the sum of what the test double serves (the published one).
-    for name in KUBERNETES_BINARIES.iter().chain(&["etcd", "etcdctl"]) {
+    for name in KUBERNETES_BINARIES.iter().chain(&["etcd", "etcdctl", "etcdutl"]) {
         let a = bundle.artifact(name).unwrap();
         assert_eq!(a.sha256, site.sums[*name], "{name}");
         assert_eq!(sha256sum(&bundle.path_of(a)), site.sums[*name], "{name} on disk");

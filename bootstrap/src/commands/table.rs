@@ -43,3 +43,11 @@ pub fn bytes(n: u64) -> String {
 pub fn human_ms(ms: i64) -> String {
     if ms.abs() < 1000 { format!("{ms}ms") } else { format!("{:.1}s", ms as f64 / 1000.0) }
 }
+
+/// A Unix time as `YYYY-MM-DD HH:MM UTC`.
+pub fn utc(unix: i64) -> String {
+    match time::OffsetDateTime::from_unix_timestamp(unix) {
+        Ok(t) => format!("{:04}-{:02}-{:02} {:02}:{:02} UTC", t.year(), t.month() as u8, t.day(), t.hour(), t.minute()),
+        Err(_) => unix.to_string(),
+    }
+}

@@ -1,5 +1,5 @@
 //! `bundle build`: an offline bundle made from the official release downloads, on a machine with
-//! internet access and docker. kubeadm, kubelet and kubectl come from dl.k8s.io, etcd and etcdctl
+//! internet access and docker. kubeadm, kubelet and kubectl come from dl.k8s.io, etcd, etcdctl, etcdutl
 //! from etcd's GitHub release, the images are the ones kubeadm names for its version (pulled and
 //! `docker save`d); then `SHA256SUMS` and `manifest.json` are written, and the result is opened and
 //! verified like any bundle `apply` is given. Artifact names, kinds, paths and roles are those of
@@ -19,7 +19,7 @@ use crate::bundle::write::{self, WriteError};
 use crate::bundle::{Artifact, ArtifactKind, Bundle, BundleError, FORMAT, Manifest, Verified, hash_file};
 
 pub const KUBERNETES_BINARIES: [&str; 3] = ["kubeadm", "kubelet", "kubectl"];
-pub const ETCD_BINARIES: [&str; 2] = ["etcd", "etcdctl"];
+pub const ETCD_BINARIES: [&str; 3] = ["etcd", "etcdctl", "etcdutl"];
 pub const CONTROL_PLANE_IMAGES: &str = "images/control-plane-images.tar";
 pub const NODE_IMAGES: &str = "images/node-images.tar";
 const INSTALL_DIR: &str = "/usr/local/bin";
@@ -180,7 +180,7 @@ async fn etcd_binaries(
     let url = release.etcd_archive_url();
     let source = format!("{url} (sha256 {archive_sum})");
     if let Some(reused) = reusable(previous, &ETCD_BINARIES, &source, out).await? {
-        progress("bin/etcd, bin/etcdctl: already there, from the same etcd archive");
+        progress("bin/etcd, bin/etcdctl, bin/etcdutl: already there, from the same etcd archive");
         return Ok(reused.into_iter().map(|a| (a, How::Reused)).collect());
     }
     let work = out.join(WORK_DIR);
@@ -188,7 +188,7 @@ async fn etcd_binaries(
     let archive = work.join(release.etcd_archive_name());
     progress(&format!("etcd: downloading {url}"));
     downloader.to_file(&url, &archive, archive_sum, 0o644).await?;
-    progress(&format!("bin/etcd, bin/etcdctl: extracting from {}", release.etcd_archive_name()));
+    progress(&format!("bin/etcd, bin/etcdctl, bin/etcdutl: extracting from {}", release.etcd_archive_name()));
     let (top, bin) = (release.etcd_dir(), out.join("bin"));
     let fetched = blocking(move || etcd::extract(&archive, &top, &ETCD_BINARIES, &bin)).await?;
     std::fs::remove_dir_all(&work).map_err(|source| BuildError::Io { what: "remove", path: work, source })?;

@@ -1,9 +1,11 @@
 //! What groundwork does, one module per operation; no command-line parsing in here.
 
+pub mod access;
 pub mod apply;
 pub mod bundle_build;
 pub mod check;
 pub mod db;
+pub mod etcd;
 pub mod facts;
 pub mod handoff;
 pub mod interrupt;
@@ -11,4 +13,5 @@ pub mod lease;
 mod pipeline;
 pub mod schema;
 pub mod state;
+pub mod users;
 pub mod validate;

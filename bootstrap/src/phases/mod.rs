@@ -12,7 +12,7 @@ mod cni;
 mod cni_manifest;
 mod database;
 mod endpoint;
-mod etcd;
+pub mod etcd;
 pub mod identity;
 mod kubeadm;
 mod node;

@@ -87,7 +87,7 @@ pub fn ensure(
     let Some(issuer) = ca.issuer() else {
         return Err(PkiError::NoCaKey { leaf: crt_rel, why: why.unwrap_or_else(|| "it is missing".into()) });
     };
-    let made = generate(spec, issuer, now)?;
+    let made = generate(spec, issuer, now, LEAF_VALIDITY)?;
     store::write_atomic(&key_path, made.key.expose_secret().as_bytes(), KEY_MODE)?;
     store::write_atomic(&crt_path, made.cert_pem.as_bytes(), CERT_MODE)?;
     created.push(match why {
@@ -97,7 +97,12 @@ pub fn ensure(
     Ok(made)
 }
 
-fn generate(spec: &LeafSpec, issuer: &Issuer<'static, KeyPair>, now: OffsetDateTime) -> Result<CertAndKey, PkiError> {
+pub fn generate(
+    spec: &LeafSpec,
+    issuer: &Issuer<'static, KeyPair>,
+    now: OffsetDateTime,
+    validity: Duration,
+) -> Result<CertAndKey, PkiError> {
     let what = || format!("{}.crt", spec.base);
     let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(PkiError::crypto(what()))?;
     let mut params = CertificateParams::default();
@@ -123,7 +128,7 @@ fn generate(spec: &LeafSpec, issuer: &Issuer<'static, KeyPair>, now: OffsetDateT
         params.extended_key_usages.push(ExtendedKeyUsagePurpose::ClientAuth);
     }
     params.not_before = now - BACKDATE;
-    params.not_after = now + LEAF_VALIDITY;
+    params.not_after = now + validity;
     params.serial_number = Some(random_serial()?);
     params.use_authority_key_identifier_extension = true;
     let cert = params.signed_by(&key, issuer).map_err(PkiError::crypto(what()))?;

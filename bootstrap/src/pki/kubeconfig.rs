@@ -59,6 +59,8 @@ struct Context<'a> {
 struct ContextData<'a> {
     cluster: &'a str,
     user: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    namespace: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -74,7 +76,20 @@ pub fn admin_kubeconfig(
     client_cert_pem: &str,
     client_key_pem: &str,
 ) -> Result<String, PkiError> {
-    let context = format!("{ADMIN_CN}@{cluster_name}");
+    user_kubeconfig(cluster_name, server_url, ca_pem, ADMIN_CN, None, client_cert_pem, client_key_pem)
+}
+
+/// The same for any user: context `USER@CLUSTER`, its default namespace `namespace` if given.
+pub fn user_kubeconfig(
+    cluster_name: &str,
+    server_url: &str,
+    ca_pem: &str,
+    user: &str,
+    namespace: Option<&str>,
+    client_cert_pem: &str,
+    client_key_pem: &str,
+) -> Result<String, PkiError> {
+    let context = format!("{user}@{cluster_name}");
     let config = Kubeconfig {
         api_version: "v1",
         kind: "Config",
@@ -88,7 +103,7 @@ pub fn admin_kubeconfig(
             },
         }],
         users: vec![Named {
-            name: ADMIN_CN,
+            name: user,
             value: User {
                 user: UserData {
                     client_certificate_data: STANDARD.encode(client_cert_pem),
@@ -98,7 +113,7 @@ pub fn admin_kubeconfig(
         }],
         contexts: vec![Named {
             name: &context,
-            value: Context { context: ContextData { cluster: cluster_name, user: ADMIN_CN } },
+            value: Context { context: ContextData { cluster: cluster_name, user, namespace } },
         }],
         current_context: &context,
         preferences: Preferences {},

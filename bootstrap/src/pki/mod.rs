@@ -160,6 +160,14 @@ fn is_hostname(s: &str) -> bool {
         })
 }
 
+/// A certificate's serial number (hex) and expiry (Unix time), read from its PEM.
+pub fn serial_and_expiry(cert_pem: &str) -> Result<(String, i64), PkiError> {
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let der = certs::parse_pem(cert_pem, "CERTIFICATE").map_err(|r| PkiError::invalid("certificate", r))?;
+    let (_, cert) = X509Certificate::from_der(&der).map_err(|e| PkiError::invalid("certificate", e.to_string()))?;
+    Ok((cert.raw_serial_as_string(), cert.validity().not_after.timestamp()))
+}
+
 /// A private key in PEM. Debug never shows it; [`KeyPem::expose_secret`] does.
 #[derive(Clone, PartialEq, Eq)]
 pub struct KeyPem(String);
@@ -407,6 +415,38 @@ impl ClusterPki {
             self.ca.cert_pem(),
             self.admin.cert_pem(),
             self.admin.key().expose_secret(),
+        )
+    }
+
+    /// A person's client certificate: CN `user`, organizations `groups` (Kubernetes reads them as
+    /// the user's groups), signed here by the cluster CA, valid `days`. The key is made here and
+    /// goes only into what the caller writes (the user's kubeconfig); no node ever sees it.
+    pub fn user_client(&self, user: &str, groups: &[String], days: u32) -> Result<CertAndKey, PkiError> {
+        let key = rcgen::KeyPair::from_pem(self.ca.key().expose_secret())
+            .map_err(|e| PkiError::invalid(paths::CA_KEY, e.to_string()))?;
+        let issuer = rcgen::Issuer::from_ca_cert_pem(self.ca.cert_pem(), key).map_err(PkiError::crypto("ca.crt"))?;
+        let orgs: Vec<&str> = groups.iter().map(String::as_str).collect();
+        let spec = certs::LeafSpec::client(&format!("users/{user}"), user, &orgs);
+        certs::generate(&spec, &issuer, OffsetDateTime::now_utc(), time::Duration::days(i64::from(days)))
+    }
+
+    /// A kubeconfig for a person, from [`user_client`](Self::user_client)'s certificate.
+    pub fn user_kubeconfig(
+        &self,
+        cluster_name: &str,
+        server_url: &str,
+        user: &str,
+        namespace: Option<&str>,
+        client: &CertAndKey,
+    ) -> Result<String, PkiError> {
+        kubeconfig::user_kubeconfig(
+            cluster_name,
+            server_url,
+            self.ca.cert_pem(),
+            user,
+            namespace,
+            client.cert_pem(),
+            client.key().expose_secret(),
         )
     }
 

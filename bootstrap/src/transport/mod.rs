@@ -63,6 +63,8 @@ pub enum TransportError {
     Ssh(#[from] russh::Error),
     #[error("cannot read {}: {message}", path.display())]
     LocalFile { path: PathBuf, message: String },
+    #[error("cannot write {}: {message}", path.display())]
+    LocalWrite { path: PathBuf, message: String },
 }
 
 impl TransportError {
@@ -109,7 +111,7 @@ impl TransportError {
 
     /// A problem on the controller itself (a file it cannot read), not on the way to the node.
     pub fn is_local(&self) -> bool {
-        matches!(self, TransportError::LocalFile { .. })
+        matches!(self, TransportError::LocalFile { .. } | TransportError::LocalWrite { .. })
     }
 }
 

@@ -66,6 +66,25 @@ impl ExecOutput {
     }
 }
 
+/// What a command streamed into a local file ([`NodeSession::exec_privileged_to_file`]).
+#[derive(Debug)]
+pub struct Streamed {
+    pub status: u32,
+    pub bytes: u64,
+    /// SHA-256 of what was written, lowercase hex.
+    pub sha256: String,
+    pub stderr: Vec<u8>,
+}
+
+impl Streamed {
+    pub fn success(&self) -> bool {
+        self.status == 0
+    }
+    pub fn stderr_text(&self) -> String {
+        crate::sanitize::text(String::from_utf8_lossy(&self.stderr).trim())
+    }
+}
+
 /// One open SSH connection and how root rights are had on it.
 pub(super) struct Live {
     pub(super) handle: Handle<Verifier>,
@@ -372,6 +391,82 @@ impl NodeSession {
             }
             channel.eof().await?;
             collect(&mut channel, host, command).await
+        };
+        match tokio::time::timeout(deadline, work).await {
+            Ok(result) => result,
+            Err(_) => {
+                let _ = tokio::time::timeout(PING, channel.close()).await;
+                Err(TransportError::CommandTimeout {
+                    host: host.clone(),
+                    command: label(command),
+                    seconds: deadline.as_secs(),
+                })
+            }
+        }
+    }
+
+    /// Runs `command` with root rights and streams its stdout into the new file `dest` (mode
+    /// 0600), hashing it on the way: how a file too large to hold in memory (an etcd snapshot)
+    /// comes to the controller. More than `limit` bytes is refused; on any failure `dest` is
+    /// removed, so a partial file is never left looking like a whole one.
+    pub async fn exec_privileged_to_file(
+        &self,
+        command: &str,
+        dest: &Path,
+        limit: u64,
+        deadline: Duration,
+    ) -> Result<Streamed, TransportError> {
+        let result = self.stream_to_file(command, dest, limit, deadline).await;
+        if !matches!(&result, Ok(s) if s.success()) {
+            let _ = std::fs::remove_file(dest);
+        }
+        result
+    }
+
+    async fn stream_to_file(
+        &self,
+        command: &str,
+        dest: &Path,
+        limit: u64,
+        deadline: Duration,
+    ) -> Result<Streamed, TransportError> {
+        use sha2::Digest;
+        use std::os::unix::fs::OpenOptionsExt;
+        use tokio::io::AsyncWriteExt;
+        let host = &self.target.name;
+        let local = |e: std::io::Error| TransportError::LocalWrite { path: dest.to_path_buf(), message: e.to_string() };
+        let file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(dest).map_err(local)?;
+        let mut file = tokio::fs::File::from_std(file);
+        let mut channel = self.open_privileged(command).await?;
+        let work = async {
+            channel.eof().await?;
+            let (mut hasher, mut bytes, mut stderr, mut status) = (sha2::Sha256::new(), 0u64, Vec::new(), None);
+            while let Some(msg) = channel.wait().await {
+                match msg {
+                    ChannelMsg::Data { data } => {
+                        bytes += data.len() as u64;
+                        if bytes > limit {
+                            let _ = channel.close().await;
+                            return Err(TransportError::OutputTooLarge {
+                                host: host.clone(),
+                                command: label(command),
+                                limit: limit as usize,
+                            });
+                        }
+                        hasher.update(&data);
+                        file.write_all(&data).await.map_err(local)?;
+                    }
+                    ChannelMsg::ExtendedData { data, ext: 1 } => keep_tail(&mut stderr, &data, STDERR_KEPT),
+                    ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
+                    ChannelMsg::ExitSignal { .. } => status = Some(255),
+                    _ => {}
+                }
+            }
+            file.sync_all().await.map_err(local)?;
+            match status {
+                Some(status) => Ok(Streamed { status, bytes, sha256: hex::encode(hasher.finalize()), stderr }),
+                None => Err(TransportError::Dropped { host: host.clone(), command: label(command) }),
+            }
         };
         match tokio::time::timeout(deadline, work).await {
             Ok(result) => result,
