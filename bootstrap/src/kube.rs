@@ -173,31 +173,38 @@ impl KubeClient {
     }
 }
 
-/// A node as the API server reports it: Ready or not, and its pod CIDR.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A node as the API server reports it: Ready or not, its pod CIDR, its kubelet's version,
+/// whether it is cordoned and which annotations it carries.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct NodeStatus {
     pub name: String,
     pub ready: bool,
     pub pod_cidr: Option<String>,
+    pub kubelet_version: Option<String>,
+    pub unschedulable: bool,
+    pub annotations: std::collections::BTreeMap<String, String>,
+}
+
+/// Reads one node object.
+pub fn node_status(n: &serde_json::Value) -> NodeStatus {
+    NodeStatus {
+        name: n["metadata"]["name"].as_str().unwrap_or_default().to_string(),
+        ready: n["status"]["conditions"]
+            .as_array()
+            .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True")),
+        pod_cidr: n["spec"]["podCIDR"].as_str().map(str::to_string),
+        kubelet_version: n["status"]["nodeInfo"]["kubeletVersion"].as_str().map(str::to_string),
+        unschedulable: n["spec"]["unschedulable"].as_bool().unwrap_or(false),
+        annotations: n["metadata"]["annotations"]
+            .as_object()
+            .map(|a| a.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
+            .unwrap_or_default(),
+    }
 }
 
 /// Reads `GET /api/v1/nodes`.
 pub fn node_statuses(list: &serde_json::Value) -> Vec<NodeStatus> {
-    list["items"]
-        .as_array()
-        .map(|items| {
-            items
-                .iter()
-                .map(|n| NodeStatus {
-                    name: n["metadata"]["name"].as_str().unwrap_or_default().to_string(),
-                    ready: n["status"]["conditions"]
-                        .as_array()
-                        .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True")),
-                    pod_cidr: n["spec"]["podCIDR"].as_str().map(str::to_string),
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+    list["items"].as_array().map(|items| items.iter().map(node_status).collect()).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -207,15 +214,23 @@ mod tests {
     #[test]
     fn node_list_gives_readiness_and_pod_cidrs() {
         let list = serde_json::json!({"items": [
-            {"metadata": {"name": "m1"}, "spec": {"podCIDR": "10.244.0.0/24"},
-             "status": {"conditions": [{"type": "MemoryPressure", "status": "False"}, {"type": "Ready", "status": "True"}]}},
+            {"metadata": {"name": "m1", "annotations": {"a": "b"}}, "spec": {"podCIDR": "10.244.0.0/24", "unschedulable": true},
+             "status": {"conditions": [{"type": "MemoryPressure", "status": "False"}, {"type": "Ready", "status": "True"}],
+                        "nodeInfo": {"kubeletVersion": "v1.33.0"}}},
             {"metadata": {"name": "w1"}, "spec": {}, "status": {"conditions": [{"type": "Ready", "status": "False"}]}},
         ]});
         assert_eq!(
             node_statuses(&list),
             vec![
-                NodeStatus { name: "m1".into(), ready: true, pod_cidr: Some("10.244.0.0/24".into()) },
-                NodeStatus { name: "w1".into(), ready: false, pod_cidr: None },
+                NodeStatus {
+                    name: "m1".into(),
+                    ready: true,
+                    pod_cidr: Some("10.244.0.0/24".into()),
+                    kubelet_version: Some("v1.33.0".into()),
+                    unschedulable: true,
+                    annotations: [("a".to_string(), "b".to_string())].into(),
+                },
+                NodeStatus { name: "w1".into(), ready: false, ..Default::default() },
             ]
         );
         assert!(node_statuses(&serde_json::json!({})).is_empty());

@@ -23,6 +23,7 @@ enum Command {
     Check(commands::check::CheckArgs),
     Plan(commands::apply::PlanArgs),
     Apply(commands::apply::ApplyArgs),
+    Upgrade(commands::upgrade::UpgradeArgs),
     Handoff(commands::handoff::HandoffArgs),
     /// The PostgreSQL host's backups: `db backup`, `db restore --database NAME`.
     Db(commands::db::DbArgs),
@@ -46,6 +47,7 @@ fn main() -> ExitCode {
         Command::Check(a) => commands::check::run(a),
         Command::Plan(a) => commands::apply::run_plan(a),
         Command::Apply(a) => commands::apply::run_apply(a),
+        Command::Upgrade(a) => commands::upgrade::run(a),
         Command::Handoff(a) => commands::handoff::run(a),
         Command::Db(a) => commands::db::run(a),
         Command::Etcd(a) => commands::etcd::run(a),

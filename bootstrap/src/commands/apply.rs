@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
-use groundwork::ops::apply::{ApplyOptions, ApplyProgress, ApplyReport, HostOutcome, PhaseReport, apply};
+use groundwork::ops::apply::{ApplyOptions, ApplyProgress, ApplyReport, HostOutcome, PhaseReport, Workflow, apply};
 use groundwork::ops::check::CheckSettings;
 use groundwork::ops::facts::{Progress, Stage};
 use groundwork::ops::interrupt;
@@ -79,17 +79,18 @@ pub fn run_apply(args: ApplyArgs) -> anyhow::Result<ExitCode> {
         Some(ApplySub::Phase(p)) => {
             let mut run = p.run;
             run.only = vec![p.name];
-            execute(run, false, false)
+            execute(run, false, false, Workflow::Apply)
         }
-        None => execute(args.run, false, false),
+        None => execute(args.run, false, false, Workflow::Apply),
     }
 }
 
 pub fn run_plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
-    execute(args.run, true, args.diff)
+    execute(args.run, true, args.diff, Workflow::Apply)
 }
 
-fn execute(args: RunArgs, dry_run: bool, show_diff: bool) -> anyhow::Result<ExitCode> {
+/// Runs `workflow` (apply's phases or an upgrade's) and prints its progress and summary.
+pub fn execute(args: RunArgs, dry_run: bool, show_diff: bool, workflow: Workflow) -> anyhow::Result<ExitCode> {
     let loaded = super::load_inventory(&args.connect.inventory)?;
     for w in &loaded.warnings {
         eprintln!("{}", w.render(&loaded.source));
@@ -106,6 +107,7 @@ fn execute(args: RunArgs, dry_run: bool, show_diff: bool) -> anyhow::Result<Exit
         only: args.only,
         skip: args.skip,
         check: CheckSettings::default(),
+        workflow,
     };
     let progress = Arc::new(Lines::new(text, dry_run));
     let runtime = super::runtime()?;
@@ -116,7 +118,7 @@ fn execute(args: RunArgs, dry_run: bool, show_diff: bool) -> anyhow::Result<Exit
     })?;
     match args.output {
         Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-        Format::Text => print_summary(&report, show_diff),
+        Format::Text => print_summary(&report, show_diff, workflow),
     }
     Ok(ExitCode::from(match (&report.interrupted, report.succeeded()) {
         (Some(_), _) => exit::INTERRUPTED,
@@ -212,7 +214,7 @@ fn skipped_by_a_stop(reason: &str) -> bool {
     reason.starts_with("the run stopped after") || reason.ends_with("before it started")
 }
 
-fn print_summary(report: &ApplyReport, show_diff: bool) {
+fn print_summary(report: &ApplyReport, show_diff: bool, workflow: Workflow) {
     if let Some(check) = &report.check
         && !check.passed()
     {
@@ -246,19 +248,27 @@ fn print_summary(report: &ApplyReport, show_diff: bool) {
     }
     println!();
     let failed = report.failed_hosts();
-    let verb = if report.dry_run { "plan" } else { "apply" };
+    let command = match workflow {
+        Workflow::Apply => "apply",
+        Workflow::Upgrade { .. } => "upgrade",
+    };
+    let verb = match (report.dry_run, workflow) {
+        (false, _) => command,
+        (true, Workflow::Apply) => "plan",
+        (true, Workflow::Upgrade { .. }) => "upgrade plan",
+    };
     let changes = report.change_count();
     if let Some(why) = &report.stopped {
         println!("{verb} STOPPED: {why}");
     } else if failed.is_empty() {
         if report.dry_run {
-            println!("plan: {changes} change(s) would be made ({})", human_ms(report.took_ms as i64));
+            println!("{verb}: {changes} change(s) would be made ({})", human_ms(report.took_ms as i64));
         } else {
-            println!("apply finished: {changes} change(s) in {}", human_ms(report.took_ms as i64));
+            println!("{verb} finished: {changes} change(s) in {}", human_ms(report.took_ms as i64));
         }
     } else {
         println!(
-            "{verb} finished with failures on {}: {}; run apply again once they are fixed (it resumes)",
+            "{verb} finished with failures on {}: {}; run {command} again once they are fixed (it resumes)",
             failed.len(),
             failed.into_iter().collect::<Vec<_>>().join(", ")
         );

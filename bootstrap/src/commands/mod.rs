@@ -14,6 +14,7 @@ pub mod schema;
 pub mod signals;
 pub mod state;
 pub mod table;
+pub mod upgrade;
 pub mod validate;
 
 use std::path::Path;

@@ -32,6 +32,33 @@ pub struct ApplyOptions {
     pub only: Vec<String>,
     pub skip: Vec<String>,
     pub check: CheckSettings,
+    pub workflow: Workflow,
+}
+
+/// Which run this is: apply's phases, or an upgrade's (same runner, locks, journal and plan).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workflow {
+    Apply,
+    Upgrade {
+        /// How long draining one node may take.
+        drain_timeout: std::time::Duration,
+    },
+}
+
+impl Workflow {
+    /// The command, as the lock and the lease name their holder.
+    pub fn command(self) -> &'static str {
+        match self {
+            Workflow::Apply => "groundwork apply",
+            Workflow::Upgrade { .. } => "groundwork upgrade",
+        }
+    }
+    fn phases(self) -> &'static [phases::Phase] {
+        match self {
+            Workflow::Apply => phases::all(),
+            Workflow::Upgrade { .. } => phases::upgrade::phases(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -147,7 +174,7 @@ impl ApplyProgress for NoProgress {
 
 /// Checks `--only` and `--skip-phases` names before anything is touched.
 pub fn check_phase_names(opts: &ApplyOptions) -> Result<(), ApplyError> {
-    let known = phases::names();
+    let known: Vec<&str> = opts.workflow.phases().iter().map(|p| p.name).collect();
     for name in opts.only.iter().chain(&opts.skip) {
         if !known.contains(&name.as_str()) {
             return Err(ApplyError::UnknownPhase { name: name.clone() });
@@ -175,7 +202,7 @@ pub async fn apply(
         None
     } else {
         state.create().map_err(|source| ApplyError::State { path: state.root().to_path_buf(), source })?;
-        Some(ClusterLock::acquire(&state.lock_file(), "groundwork apply")?)
+        Some(ClusterLock::acquire(&state.lock_file(), opts.workflow.command())?)
     };
     let journal = if opts.dry_run { None } else { Some(std::sync::Mutex::new(Journal::load(&state.journal_file())?)) };
     let mut report = ApplyReport {
@@ -248,7 +275,7 @@ pub async fn apply(
     let lease = if opts.dry_run {
         None
     } else {
-        match take_lease(inv, &nodes).await {
+        match take_lease(inv, &nodes, opts.workflow.command()).await {
             Ok(lease) => lease,
             Err(e) => {
                 finish(transport, nodes).await;
@@ -258,7 +285,7 @@ pub async fn apply(
     };
 
     // check: refuse to touch a cluster whose hosts fall short.
-    if selected(opts, "check") {
+    if opts.workflow == Workflow::Apply && selected(opts, "check") {
         let check = evaluate(inv, &fact_reports, &opts.check);
         let failed = !check.passed();
         report.check = Some(check);
@@ -281,6 +308,10 @@ pub async fn apply(
         base_dir: loaded.base_dir.clone(),
         bundle_dir: inv.packages.bundle.as_ref().map(|p| loaded.resolve(p)),
         shared: Default::default(),
+        drain_timeout: match opts.workflow {
+            Workflow::Upgrade { drain_timeout } => drain_timeout,
+            Workflow::Apply => std::time::Duration::from_secs(300),
+        },
     };
     // Hosts out of the run, with the phase that put them out.
     let out: BTreeMap<String, String> = report.phases[0]
@@ -292,7 +323,7 @@ pub async fn apply(
 
     let selected_phases: Vec<&'static phases::Phase> =
         // The identity check runs whatever --only/--skip-phases say: nothing writes before it.
-        phases::all().iter().filter(|p| selected(opts, p.name) || p.name == phases::identity::NAME).collect();
+        opts.workflow.phases().iter().filter(|p| selected(opts, p.name) || p.name == phases::identity::NAME).collect();
     let finished = super::pipeline::Run {
         cluster: &cluster,
         phases: selected_phases,
@@ -324,7 +355,7 @@ pub async fn apply(
              and the next apply verifies those and goes on from there"
         ));
     }
-    if report.stopped.is_none() && selected(opts, HANDOFF) {
+    if report.stopped.is_none() && opts.workflow == Workflow::Apply && selected(opts, HANDOFF) {
         let phase = handoff_phase(loaded, opts.dry_run, progress.as_ref());
         let next_steps = super::handoff::output_dir(loaded).join("NEXT-STEPS.md");
         if !opts.dry_run
@@ -352,6 +383,7 @@ pub async fn apply(
 async fn take_lease(
     inv: &crate::inventory::Inventory,
     nodes: &BTreeMap<String, Arc<Node>>,
+    command: &str,
 ) -> Result<Option<ClusterLease>, LeaseError> {
     let masters: Vec<&str> = inv
         .hosts
@@ -364,7 +396,7 @@ async fn take_lease(
     }
     let sessions: Vec<(&str, &crate::transport::NodeSession)> =
         masters.iter().filter_map(|m| nodes.get(*m).map(|n| (*m, &n.session))).collect();
-    let me = LockHolder::me("groundwork apply");
+    let me = LockHolder::me(command);
     ClusterLease::take(&sessions, masters.len(), &me, std::time::Duration::from_secs(20)).await.map(Some)
 }
 

@@ -94,7 +94,7 @@ impl Run<'_> {
         }
         let stopped = b.critical.as_ref().map(|(_, name, failed)| {
             format!(
-                "phase {name} failed on {}: the phases after it need it on every host; fix it and run apply again (it resumes)",
+                "phase {name} failed on {}: the phases after it need it on every host; fix it and run the same command again (it resumes)",
                 failed.join(", ")
             )
         });

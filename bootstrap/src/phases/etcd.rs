@@ -73,7 +73,7 @@ pub fn run<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Vec
 }
 
 /// Every member of the cluster answers (asked from this member), within a minute.
-async fn wait_healthy(cluster: &Cluster, node: &Node) -> Result<(), StepError> {
+pub(super) async fn wait_healthy(cluster: &Cluster, node: &Node) -> Result<(), StepError> {
     let want = cluster.masters().len();
     let mut last = String::new();
     for _ in 0..30 {

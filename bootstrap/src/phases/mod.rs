@@ -25,6 +25,7 @@ mod runtime;
 mod storage_clients;
 mod storage_lio;
 mod storage_server;
+pub mod upgrade;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -58,6 +59,7 @@ pub enum Scope {
 
 pub type RunFn = for<'a> fn(&'a Cluster, &'a Node) -> BoxFuture<'a, Result<Vec<Change>, StepError>>;
 
+#[derive(Clone, Copy)]
 pub struct Phase {
     pub name: &'static str,
     pub about: &'static str,
@@ -289,6 +291,8 @@ pub struct Cluster {
     pub bundle_dir: Option<std::path::PathBuf>,
     /// Cluster-wide results computed once (PKI, token, pod CIDRs), filled by phases.
     pub shared: tokio::sync::Mutex<Shared>,
+    /// How long draining one node may take (upgrade).
+    pub drain_timeout: std::time::Duration,
 }
 
 #[derive(Default)]

@@ -139,7 +139,7 @@ pub struct Node {
 const SLOW_TASK: Duration = Duration::from_secs(900);
 /// Shell steps known to take minutes (by the name the phase gives them); the others get the
 /// session's default deadline.
-const SLOW_STEPS: &[&str] = &["kubeadm init", "kubeadm join"];
+const SLOW_STEPS: &[&str] = &["kubeadm init", "kubeadm join", "kubeadm upgrade", "drain"];
 const SLOW_STEP: Duration = Duration::from_secs(900);
 /// How many times a step is run again after its connection was lost and reopened.
 const STEP_RETRIES: u32 = 2;
