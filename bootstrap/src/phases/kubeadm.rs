@@ -37,7 +37,7 @@ async fn token(cluster: &Cluster) -> Result<BootstrapToken, StepError> {
 
 /// kubeadm phases to skip: CoreDNS when the bundle carries no CoreDNS image (it cannot be
 /// built offline for the lab); a real site's bundle or registry has it.
-async fn skip_phases(cluster: &Cluster) -> Result<Vec<&'static str>, StepError> {
+pub(super) async fn skip_phases(cluster: &Cluster) -> Result<Vec<&'static str>, StepError> {
     let bundle = super::bundle::bundle(cluster).await?;
     let has_coredns = bundle.images().iter().any(|i| i.contains("coredns"));
     Ok(if has_coredns { vec![] } else { vec!["addon/coredns"] })

@@ -224,19 +224,33 @@ fn install(bundle: &Bundle, name: &str) -> Result<Task, StepError> {
     Ok(Task::Install { source: remote_path(a), path: to, mode: 0o755, sha256: a.sha256.clone() })
 }
 
+/// The bundle's binaries `names` installed. A plan compares the installed files with the bundle's
+/// sums instead: the staged copies it would compare against are not uploaded in a plan.
+async fn ensure_installed(node: &Node, bundle: &Bundle, names: &[&str]) -> Result<Vec<Change>, StepError> {
+    let tasks = names.iter().map(|n| install(bundle, n)).collect::<Result<Vec<_>, _>>()?;
+    if !node.dry_run() {
+        return node.ensure_all(tasks).await;
+    }
+    let mut changes = Vec::new();
+    for task in tasks {
+        if let Task::Install { path, sha256, .. } = task
+            && !node.test(&format!("echo '{sha256}  {path}' | sha256sum -c --status")).await?
+        {
+            changes.push(Change::new(format!("install {path} from the bundle")));
+        }
+    }
+    Ok(changes)
+}
+
 fn upgrade_etcd<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Vec<Change>, StepError>> {
     async move {
         if !cluster.external_etcd() {
             return Ok(vec![]);
         }
         let (bundle, _) = target(cluster).await?;
-        let tasks = ["etcdctl", "etcdutl"]
-            .iter()
-            .filter(|n| bundle.artifact(n).is_some())
-            .map(|n| install(&bundle, n))
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut changes = node.ensure_all(tasks).await?;
-        let server = node.ensure_all(vec![install(&bundle, "etcd")?]).await?;
+        let tools: Vec<&str> = ["etcdctl", "etcdutl"].into_iter().filter(|n| bundle.artifact(n).is_some()).collect();
+        let mut changes = ensure_installed(node, &bundle, &tools).await?;
+        let server = ensure_installed(node, &bundle, &["etcd"]).await?;
         if server.is_empty() || node.dry_run() {
             changes.extend(server);
             if node.dry_run() && !changes.is_empty() {
@@ -261,7 +275,7 @@ fn upgrade_etcd<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Resul
 fn upgrade_master<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Vec<Change>, StepError>> {
     async move {
         let (bundle, target) = target(cluster).await?;
-        let mut changes = node.ensure_all(vec![install(&bundle, "kubeadm")?]).await?;
+        let mut changes = ensure_installed(node, &bundle, &["kubeadm"]).await?;
         let first = cluster.first_master().is_some_and(|m| m.name == node.name());
         let manifest_at_target = node
             .test(&format!("grep -q 'kube-apiserver:{target}' /etc/kubernetes/manifests/kube-apiserver.yaml"))
@@ -277,11 +291,11 @@ fn upgrade_master<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Res
         if !(manifest_at_target && config_at_target) {
             let what = if first { format!("kubeadm upgrade apply {target}") } else { "kubeadm upgrade node".into() };
             if !node.dry_run() {
+                let skip = skip_flags(cluster).await?;
                 let command = if first {
-                    // The images are imported already; kubeadm must not try to pull them.
-                    format!("{KUBEADM} upgrade apply {target} --yes --ignore-preflight-errors=ImagePull")
+                    format!("{KUBEADM} upgrade apply {target} --yes {skip}")
                 } else {
-                    format!("{KUBEADM} upgrade node")
+                    format!("{KUBEADM} upgrade node {skip}")
                 };
                 node.sh(&what, &command).await?;
             }
@@ -296,10 +310,11 @@ fn upgrade_master<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Res
 fn upgrade_worker<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Vec<Change>, StepError>> {
     async move {
         let (bundle, target) = target(cluster).await?;
-        let mut changes = node.ensure_all(vec![install(&bundle, "kubeadm")?]).await?;
+        let mut changes = ensure_installed(node, &bundle, &["kubeadm"]).await?;
         if !kubelet_at(node, &bundle).await? {
             if !node.dry_run() {
-                node.sh("kubeadm upgrade node", &format!("{KUBEADM} upgrade node")).await?;
+                let skip = skip_flags(cluster).await?;
+                node.sh("kubeadm upgrade node", &format!("{KUBEADM} upgrade node {skip}")).await?;
             }
             changes.push(Change::new("kubeadm upgrade node"));
         }
@@ -307,6 +322,21 @@ fn upgrade_worker<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Res
         Ok(changes)
     }
     .boxed()
+}
+
+/// kubeadm upgrade's flags for what the cluster was built without: CoreDNS when the bundle
+/// carries no image of it (as `init` skipped it, the upgrade must neither check nor install it).
+/// The images come from the bundle, imported already: nothing is pulled either way.
+async fn skip_flags(cluster: &Cluster) -> Result<String, StepError> {
+    let skipped = super::kubeadm::skip_phases(cluster).await?;
+    if skipped.is_empty() {
+        return Ok(String::new());
+    }
+    let mut flags = format!("--skip-phases={}", skipped.join(","));
+    if skipped.contains(&"addon/coredns") {
+        flags.push_str(" --ignore-preflight-errors=CoreDNSUnsupportedPlugins,CoreDNSMigration");
+    }
+    Ok(flags)
 }
 
 /// The installed kubelet and kubectl are the bundle's.
@@ -376,8 +406,7 @@ async fn upgrade_kubelet(
             )));
         }
         changes.push(Change::new("cordoned and drained"));
-        let tasks = vec![install(bundle, "kubelet")?, install(bundle, "kubectl")?];
-        changes.extend(node.ensure_all(tasks).await?);
+        changes.extend(ensure_installed(node, bundle, &["kubelet", "kubectl"]).await?);
         node.sh("restart the kubelet", "systemctl daemon-reload && systemctl restart kubelet").await?;
         wait_ready_at(cluster, name, target).await?;
         changes.push(Change::new(format!("kubelet restarted; Ready at {target}")));

@@ -1,0 +1,183 @@
+//! `groundwork upgrade` on the lab: the cluster built from bare hosts at v1.33.0 (the shared
+//! v1.33.0 release as a lab bundle, `GWLAB_K8S_VERSION=v1.33.0 tests/lab/bundle`), a Deployment of
+//! 2 replicas with a PodDisruptionBudget serving, then upgraded to v1.33.3 (the lab's own bundle).
+//! kubeadm runs the same steps for a patch upgrade as for a minor one; the minor-version skew rules
+//! are unit tests (`phases::upgrade::skew`), since no other minor release could be had here.
+//!
+//! Checked from outside groundwork: the Deployment's ready replicas polled every second on master-1
+//! with its own admin.conf throughout (never 0), every node's kubelet and every API server's image
+//! at v1.33.3, `kubelet --version` on each host, nothing left cordoned. Then: a second upgrade
+//! changes nothing, the old inventory is refused by both upgrade (a downgrade) and apply (a version
+//! change is not apply's), and nothing changes meanwhile.
+//!
+//! Starts from `tests/lab/lab reset`: it rebuilds the cluster, so it runs last (see tests/run).
+
+use std::path::Path;
+use std::time::Duration;
+
+use groundwork_lab_tests::{Lab, changes, text};
+
+const OLD: &str = "v1.33.0";
+const NEW: &str = "v1.33.3";
+const POLL_LOG: &str = "/root/gw-upgrade-polls";
+const POLL_STOP: &str = "/root/gw-upgrade-polls.stop";
+
+fn kubectl(lab: &Lab, args: &str) -> std::process::Output {
+    lab.sh_in("master-1", &format!("kubectl --kubeconfig /etc/kubernetes/admin.conf {args}"))
+}
+
+fn groundwork_json(lab: &Lab, args: &[&str]) -> (bool, serde_json::Value, String) {
+    let out = lab.groundwork(args);
+    let report = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    (out.status.success(), report, format!("{}\n{}", text(&out.stdout), text(&out.stderr)))
+}
+
+const WORKLOAD: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: gw-web, namespace: default}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: gw-web}}
+  template:
+    metadata: {labels: {app: gw-web}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      affinity:
+        podAntiAffinity:
+          preferredDuringSchedulingIgnoredDuringExecution:
+            - weight: 100
+              podAffinityTerm: {topologyKey: kubernetes.io/hostname, labelSelector: {matchLabels: {app: gw-web}}}
+      containers:
+        - {name: web, image: 'registry.k8s.io/pause:3.10', imagePullPolicy: Never}
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: gw-web, namespace: default}
+spec:
+  minAvailable: 1
+  selector: {matchLabels: {app: gw-web}}
+"#;
+
+/// The Deployment's ready replicas every second, from master-1, in the background.
+fn start_polling(lab: &Lab) {
+    let script = format!(
+        "rm -f {POLL_LOG} {POLL_STOP}; while [ ! -e {POLL_STOP} ]; do \
+           if r=$(kubectl --kubeconfig /etc/kubernetes/admin.conf --request-timeout=3s get deployment gw-web \
+                  -o jsonpath='{{.status.readyReplicas}}' 2>/dev/null); then echo \"ok ${{r:-0}}\"; else echo unanswered; fi >> {POLL_LOG}; \
+           sleep 1; done"
+    );
+    let out = lab.docker(&["exec", "-d", &lab.container("master-1"), "sh", "-c", &script]);
+    assert!(out.status.success(), "starting the poller: {}", text(&out.stderr));
+}
+
+/// The ready counts of the polls the API answered, and how many it did not answer.
+fn stop_polling(lab: &Lab) -> (Vec<u32>, usize) {
+    let out =
+        lab.sh_in("master-1", &format!("touch {POLL_STOP}; sleep 2; cat {POLL_LOG}; rm -f {POLL_LOG} {POLL_STOP}"));
+    let log = text(&out.stdout);
+    let answered = log.lines().filter_map(|l| l.strip_prefix("ok ")).map(|n| n.trim().parse().unwrap_or(0)).collect();
+    (answered, log.lines().filter(|l| *l == "unanswered").count())
+}
+
+fn node_versions(lab: &Lab) -> Vec<(String, String)> {
+    let out = kubectl(
+        lab,
+        "get nodes -o jsonpath='{range .items[*]}{.metadata.name} {.status.nodeInfo.kubeletVersion}{\"\\n\"}{end}'",
+    );
+    text(&out.stdout).lines().filter_map(|l| l.split_once(' ').map(|(n, v)| (n.to_string(), v.to_string()))).collect()
+}
+
+fn inventories(lab: &Lab, dir: &Path) -> (String, String) {
+    let new = lab.inventory_copy(dir, |t| t);
+    let old_text = std::fs::read_to_string(&new)
+        .unwrap()
+        .replace(&format!("kubernetesVersion: {NEW}"), &format!("kubernetesVersion: {OLD}"))
+        .replace(&format!("{}/bundle\n", lab.state.display()), &format!("{}/bundle-{OLD}\n", lab.state.display()));
+    assert!(old_text.contains(&format!("bundle-{OLD}")), "the inventory copy names no bundle to swap:\n{old_text}");
+    let old = dir.join("inventory-old.yaml");
+    std::fs::write(&old, old_text).unwrap();
+    (old.display().to_string(), new.display().to_string())
+}
+
+#[test]
+fn the_cluster_upgrades_from_v1_33_0_to_v1_33_3_while_a_workload_keeps_serving() {
+    let lab = Lab::require();
+    assert!(
+        lab.state.join(format!("bundle-{OLD}/manifest.json")).is_file(),
+        "the {OLD} lab bundle is missing: GWLAB_K8S_VERSION={OLD} tests/lab/bundle (tests/run builds it)"
+    );
+    let reset = lab.script(&["reset"]);
+    assert!(reset.status.success(), "tests/lab/lab reset: {}{}", text(&reset.stdout), text(&reset.stderr));
+    let dir = lab.scratch("upgrade");
+    let (old, new) = inventories(&lab, &dir);
+
+    let (ok, _, out) = groundwork_json(&lab, &["apply", "-i", &old, "-o", "json"]);
+    assert!(ok, "apply at {OLD}: {out}");
+    let before = node_versions(&lab);
+    assert_eq!(before.len(), 7, "{before:?}");
+    assert!(before.iter().all(|(_, v)| v == OLD), "{before:?}");
+
+    let applied = lab.kubectl_apply(WORKLOAD);
+    assert!(applied.status.success(), "{}", text(&applied.stderr));
+    let rollout = kubectl(&lab, "rollout status deployment gw-web --timeout=120s");
+    assert!(rollout.status.success(), "{}", text(&rollout.stderr));
+
+    // A plan first: it names the work and changes nothing.
+    let (ok, plan, out) = groundwork_json(&lab, &["upgrade", "-i", &new, "--plan", "-o", "json"]);
+    assert!(ok, "upgrade --plan: {out}");
+    let planned = changes(&plan);
+    assert!(
+        planned.iter().any(|(p, _, c)| p == "upgrade-control-plane" && c.contains("kubeadm upgrade apply")),
+        "{planned:?}"
+    );
+    assert!(node_versions(&lab).iter().all(|(_, v)| v == OLD), "the plan changed something");
+
+    start_polling(&lab);
+    let started = std::time::Instant::now();
+    let (ok, report, out) = groundwork_json(&lab, &["upgrade", "-i", &new, "--to", NEW, "-o", "json"]);
+    let took = started.elapsed();
+    let (polls, unanswered) = stop_polling(&lab);
+    assert!(ok, "upgrade: {out}");
+    println!("upgrade took {:.0} s; {} polls answered, {unanswered} not", took.as_secs_f64(), polls.len());
+    assert!(polls.len() >= 30, "too few answered polls to say anything: {polls:?}");
+    assert!(polls.iter().all(|r| *r >= 1), "the workload had no ready replica at some point: {polls:?}");
+
+    // One master, then one worker at a time: each drained and back before the next.
+    let done = changes(&report);
+    for host in ["master-1", "master-2", "master-3", "worker-1", "worker-2", "worker-3", "worker-4"] {
+        assert!(done.iter().any(|(_, h, c)| h == host && c.contains(&format!("Ready at {NEW}"))), "{host}: {done:?}");
+    }
+    let after = node_versions(&lab);
+    assert!(after.len() == 7 && after.iter().all(|(_, v)| v == NEW), "{after:?}");
+    let images = kubectl(
+        &lab,
+        "-n kube-system get pods -l component=kube-apiserver -o jsonpath='{.items[*].spec.containers[0].image}'",
+    );
+    let images = text(&images.stdout);
+    assert_eq!(images.split_whitespace().filter(|i| i.ends_with(&format!(":{NEW}"))).count(), 3, "{images}");
+    for host in ["master-1", "worker-4"] {
+        let v = lab.sh_in(host, "/usr/local/bin/kubelet --version");
+        assert!(text(&v.stdout).contains(NEW), "{host}: {}", text(&v.stdout));
+    }
+    let cordoned =
+        kubectl(&lab, "get nodes -o jsonpath='{.items[*].spec.unschedulable}{.items[*].metadata.annotations}'");
+    let cordoned = text(&cordoned.stdout);
+    assert!(!cordoned.contains("true") && !cordoned.contains("upgrade-cordoned"), "left cordoned: {cordoned}");
+    let ready = kubectl(&lab, "get deployment gw-web -o jsonpath='{.status.readyReplicas}'");
+    assert_eq!(text(&ready.stdout).trim(), "2");
+
+    // Done is done: a second run changes nothing.
+    let (ok, again, out) = groundwork_json(&lab, &["upgrade", "-i", &new, "-o", "json"]);
+    assert!(ok, "second upgrade: {out}");
+    assert!(changes(&again).is_empty(), "a second upgrade changed: {:?}", changes(&again));
+
+    // The old version is refused both ways, before anything changes.
+    let (ok, _, out) = groundwork_json(&lab, &["upgrade", "-i", &old, "-o", "json"]);
+    assert!(!ok && out.contains("cannot be downgraded"), "{out}");
+    let (ok, _, out) = groundwork_json(&lab, &["apply", "-i", &old, "-o", "json"]);
+    assert!(!ok && out.contains("groundwork upgrade"), "{out}");
+    assert!(node_versions(&lab).iter().all(|(_, v)| v == NEW));
+    let _ =
+        kubectl(&lab, "delete deployment gw-web; kubectl --kubeconfig /etc/kubernetes/admin.conf delete pdb gw-web");
+}
