@@ -13,7 +13,6 @@
 //! Starts from `tests/lab/lab reset`: it rebuilds the cluster, so it runs last (see tests/run).
 
 use std::path::Path;
-use std::time::Duration;
 
 use groundwork_lab_tests::{Lab, changes, text};
 
