@@ -7,6 +7,7 @@ pub mod agent;
 pub mod bundle;
 pub mod database;
 pub mod digit;
+pub mod etcd;
 pub mod handoff;
 pub mod inventory;
 pub mod kube;

@@ -27,6 +27,8 @@ enum Command {
     Handoff(commands::handoff::HandoffArgs),
     /// The PostgreSQL host's backups: `db backup`, `db restore --database NAME`.
     Db(commands::db::DbArgs),
+    /// The cluster's certificates: `certs check` (every node's and the state's, with expiries).
+    Certs(commands::certs::CertsArgs),
     /// The cluster's etcd: `etcd backup` (a snapshot on this machine), `etcd restore --snapshot FILE`.
     Etcd(commands::etcd::EtcdArgs),
     /// A kubeconfig for a person: a client certificate and an RBAC role (`--revoke` takes it back).
@@ -50,6 +52,7 @@ fn main() -> ExitCode {
         Command::Upgrade(a) => commands::upgrade::run(a),
         Command::Handoff(a) => commands::handoff::run(a),
         Command::Db(a) => commands::db::run(a),
+        Command::Certs(a) => commands::certs::run(a),
         Command::Etcd(a) => commands::etcd::run(a),
         Command::Kubeconfig(a) => commands::kubeconfig::run(a),
         Command::Schema(a) => commands::schema::run(a),

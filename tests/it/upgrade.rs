@@ -142,8 +142,16 @@ fn the_cluster_upgrades_from_v1_33_0_to_v1_33_3_while_a_workload_keeps_serving()
     assert!(polls.len() >= 30, "too few answered polls to say anything: {polls:?}");
     assert!(polls.iter().all(|r| *r >= 1), "the workload had no ready replica at some point: {polls:?}");
 
-    // One master, then one worker at a time: each drained and back before the next.
+    // The way back first: a snapshot on the controller before anything changed.
     let done = changes(&report);
+    let snapshot = done
+        .iter()
+        .find(|(p, _, c)| p == "upgrade-preflight" && c.starts_with("etcd snapshot before the upgrade"))
+        .unwrap_or_else(|| panic!("no etcd snapshot before the upgrade: {done:?}"));
+    let snapshots = std::fs::read_dir(dir.join(".groundwork/gwlab/backups/etcd")).unwrap().count();
+    assert_eq!(snapshots, 3, "the snapshot, its .sha256 and .json: {snapshot:?}");
+
+    // One master, then one worker at a time: each drained and back before the next.
     for host in ["master-1", "master-2", "master-3", "worker-1", "worker-2", "worker-3", "worker-4"] {
         assert!(done.iter().any(|(_, h, c)| h == host && c.contains(&format!("Ready at {NEW}"))), "{host}: {done:?}");
     }
@@ -160,9 +168,12 @@ fn the_cluster_upgrades_from_v1_33_0_to_v1_33_3_while_a_workload_keeps_serving()
         assert!(text(&v.stdout).contains(NEW), "{host}: {}", text(&v.stdout));
     }
     let cordoned =
-        kubectl(&lab, "get nodes -o jsonpath='{.items[*].spec.unschedulable}{.items[*].metadata.annotations}'");
+        kubectl(&lab, "get nodes -o jsonpath='{range .items[*]}{.metadata.name} {.spec.unschedulable}{\"\\n\"}{end}'");
     let cordoned = text(&cordoned.stdout);
-    assert!(!cordoned.contains("true") && !cordoned.contains("upgrade-cordoned"), "left cordoned: {cordoned}");
+    assert_eq!(cordoned.lines().count(), 7, "{cordoned}");
+    assert!(!cordoned.contains("true"), "left cordoned: {cordoned}");
+    let annotations = text(&kubectl(&lab, "get nodes -o jsonpath='{.items[*].metadata.annotations}'").stdout);
+    assert!(!annotations.contains("upgrade-cordoned"), "groundwork's mark left behind: {annotations}");
     let ready = kubectl(&lab, "get deployment gw-web -o jsonpath='{.status.readyReplicas}'");
     assert_eq!(text(&ready.stdout).trim(), "2");
 
@@ -170,6 +181,10 @@ fn the_cluster_upgrades_from_v1_33_0_to_v1_33_3_while_a_workload_keeps_serving()
     let (ok, again, out) = groundwork_json(&lab, &["upgrade", "-i", &new, "-o", "json"]);
     assert!(ok, "second upgrade: {out}");
     assert!(changes(&again).is_empty(), "a second upgrade changed: {:?}", changes(&again));
+    // ... and apply finds the cluster as the inventory says (its kubeadm files at the new version).
+    let (ok, applied, out) = groundwork_json(&lab, &["apply", "-i", &new, "-o", "json"]);
+    assert!(ok, "apply after the upgrade: {out}");
+    assert!(changes(&applied).is_empty(), "apply after the upgrade changed: {:?}", changes(&applied));
 
     // The old version is refused both ways, before anything changes.
     let (ok, _, out) = groundwork_json(&lab, &["upgrade", "-i", &old, "-o", "json"]);

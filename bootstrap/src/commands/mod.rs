@@ -2,6 +2,7 @@
 
 pub mod apply;
 pub mod bundle;
+pub mod certs;
 pub mod check;
 pub mod connect_args;
 pub mod db;

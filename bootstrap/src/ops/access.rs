@@ -47,14 +47,16 @@ pub enum Reach {
 /// Open sessions, the locks, the PKI; [`close`](Self::close) gives them back.
 pub struct Access {
     pub state: StateDir,
-    pub pki: ClusterPki,
+    /// Loaded for a command that may write (loading may renew a leaf due within 30 days, as
+    /// apply does); a read-only command never loads it.
+    pki: Option<ClusterPki>,
     transport: Transport,
     /// Reached hosts in inventory order.
     sessions: Vec<(Target, NodeSession)>,
     /// Hosts that could not be reached, with why.
     pub unreachable: Vec<(String, String)>,
     lease: Option<ClusterLease>,
-    _lock: ClusterLock,
+    _lock: Option<ClusterLock>,
 }
 
 impl Access {
@@ -67,17 +69,45 @@ impl Access {
         reach: Reach,
         command: &str,
     ) -> Result<Access, AccessError> {
+        Self::open_with(loaded, opts, reach, Some(command)).await
+    }
+
+    /// The same without the lock or the lease, for a command that only reads (it can run while
+    /// an apply does).
+    pub async fn open_read_only(
+        loaded: &LoadedInventory,
+        opts: TransportOptions,
+        reach: Reach,
+    ) -> Result<Access, AccessError> {
+        Self::open_with(loaded, opts, reach, None).await
+    }
+
+    async fn open_with(
+        loaded: &LoadedInventory,
+        opts: TransportOptions,
+        reach: Reach,
+        locking: Option<&str>,
+    ) -> Result<Access, AccessError> {
         let inv = &loaded.inventory;
         let state = StateDir::for_cluster(&loaded.base_dir, &inv.cluster.name);
         if !state.pki_dir().join(crate::pki::paths::CA_CRT).exists() {
             return Err(AccessError::NoPki { path: state.root().to_path_buf() });
         }
         state.create().map_err(|source| AccessError::State { path: state.root().to_path_buf(), source })?;
-        let lock = ClusterLock::acquire(&state.lock_file(), command)?;
-        let spec =
-            crate::phases::pki::spec(inv).map_err(|e| AccessError::Pki { path: state.pki_dir(), message: e.0 })?;
-        let (pki, _) = ClusterPki::load_or_create(&state.pki_dir(), &spec)
-            .map_err(|e| AccessError::Pki { path: state.pki_dir(), message: e.to_string() })?;
+        let lock = match locking {
+            Some(command) => Some(ClusterLock::acquire(&state.lock_file(), command)?),
+            None => None,
+        };
+        let pki = match locking {
+            Some(_) => {
+                let spec = crate::phases::pki::spec(inv)
+                    .map_err(|e| AccessError::Pki { path: state.pki_dir(), message: e.0 })?;
+                let (pki, _) = ClusterPki::load_or_create(&state.pki_dir(), &spec)
+                    .map_err(|e| AccessError::Pki { path: state.pki_dir(), message: e.to_string() })?;
+                Some(pki)
+            }
+            None => None,
+        };
         let wanted = |t: &Target| match reach {
             Reach::Masters => t.roles.contains(&Role::Master),
             Reach::Nodes => t.roles.contains(&Role::Master) || t.roles.contains(&Role::Worker),
@@ -98,6 +128,7 @@ impl Access {
             }
         }
         let mut access = Access { state, pki, transport, sessions, unreachable, lease: None, _lock: lock };
+        let Some(command) = locking else { return Ok(access) };
         let me = LockHolder::me(command);
         let on: Vec<(&str, &NodeSession)> = access.masters().into_iter().map(|(t, s)| (t.name.as_str(), s)).collect();
         match ClusterLease::take(&on, masters, &me, std::time::Duration::from_secs(20)).await {
@@ -132,9 +163,14 @@ impl Access {
         self.unreachable.iter().filter(|(n, _)| masters.contains(&n.as_str())).map(|(n, _)| n.clone()).collect()
     }
 
+    /// The cluster's PKI (commands opened with [`open`](Self::open)).
+    pub fn pki(&self) -> &ClusterPki {
+        self.pki.as_ref().expect("a read-only Access holds no PKI: open it with Access::open")
+    }
+
     /// The controller's admin client of the API server, on a master's 127.0.0.1.
     pub fn kube(&self, loaded: &LoadedInventory) -> Result<KubeClient, KubeError> {
-        KubeClient::admin(&self.pki, loaded.inventory.cluster.control_plane_endpoint.port)
+        KubeClient::admin(self.pki(), loaded.inventory.cluster.control_plane_endpoint.port)
     }
 
     /// Releases the lease, logs out, then the controller's lock goes with `self`.
@@ -147,4 +183,30 @@ impl Access {
         }
         self.transport.close().await;
     }
+}
+
+/// A command that failed on a host: which, what it was for, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{host}: {what}: {message}")]
+pub struct HostStepError {
+    pub host: String,
+    pub what: String,
+    pub message: String,
+}
+
+/// Runs `command` with root rights on `s` within `deadline`; its stdout, or why it failed (the
+/// tail of its stderr).
+pub async fn sh(
+    s: &NodeSession,
+    what: &str,
+    command: &str,
+    deadline: std::time::Duration,
+) -> Result<String, HostStepError> {
+    let fail = |message: String| HostStepError { host: s.target.name.clone(), what: what.to_string(), message };
+    let out = s.exec_privileged_within(command, None, deadline).await.map_err(|e| fail(e.to_string()))?;
+    if !out.success() {
+        let why = crate::phases::tail(&out.stderr_text(), 3);
+        return Err(fail(if why.is_empty() { format!("exit status {}", out.status) } else { why }));
+    }
+    Ok(out.stdout_text())
 }

@@ -24,26 +24,22 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::access::{Access, AccessError, Reach};
+use crate::etcd::snapshot::{self, SnapshotError, SnapshotInfo, stamp};
+use crate::etcd::{ETCDUTL, etcdctl};
 use crate::inventory::{EtcdMode, LoadedInventory};
-use crate::phases::etcd::etcdctl;
 use crate::state::write_atomic;
 use crate::transport::{NodeSession, Target, TransportOptions, shell_quote};
 
-/// Where a member's snapshot is made before it comes to the controller.
-const REMOTE_BACKUP_DIR: &str = "/var/lib/groundwork/etcd-backup";
 /// Where a restore's copy of the snapshot and its progress markers live on each master.
 const REMOTE_RESTORE_DIR: &str = "/var/lib/groundwork/etcd-restore";
 /// Parked control-plane manifests during a restore.
 const PARKED_DIR: &str = "/etc/kubernetes/groundwork/parked";
 const MANIFESTS_DIR: &str = "/etc/kubernetes/manifests";
 const CONTROL_PLANE: [&str; 3] = ["kube-apiserver", "kube-controller-manager", "kube-scheduler"];
-const ETCDUTL: &str = "/usr/local/bin/etcdutl";
 const DATA_DIR: &str = "/var/lib/etcd";
 /// Larger than any revision a cluster reaches between two backups: after a restore every
 /// resourceVersion a client holds is older than the restored store's, so it relists.
 const BUMP_REVISION: u64 = 1_000_000_000;
-/// The largest snapshot accepted from a member (etcd's own backend quota tops out at 8 GiB).
-const SNAPSHOT_LIMIT: u64 = 16 * 1024 * 1024 * 1024;
 /// The state directory's note of a restore under way: its snapshot and cluster token.
 const PENDING: &str = "etcd-restore.json";
 
@@ -51,6 +47,8 @@ const PENDING: &str = "etcd-restore.json";
 pub enum EtcdOpError {
     #[error(transparent)]
     Access(#[from] AccessError),
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
     #[error(
         "cluster.etcd is `stacked`: kubeadm runs etcd as static pods, which `groundwork etcd` does not manage; \
          it backs up and restores the external etcd groundwork runs (cluster.etcd: external, the default)"
@@ -96,11 +94,6 @@ fn refuse_stacked(loaded: &LoadedInventory) -> Result<(), EtcdOpError> {
     if loaded.inventory.cluster.etcd == EtcdMode::Stacked { Err(EtcdOpError::Stacked) } else { Ok(()) }
 }
 
-/// `YYYYMMDDTHHMMSSZ`, which sorts as time does.
-fn stamp(t: time::OffsetDateTime) -> String {
-    format!("{:04}{:02}{:02}T{:02}{:02}{:02}Z", t.year(), t.month() as u8, t.day(), t.hour(), t.minute(), t.second())
-}
-
 // ------------------------------------------------------------------------------------ backup
 
 pub struct BackupOptions {
@@ -109,28 +102,6 @@ pub struct BackupOptions {
     pub keep: usize,
     /// Where snapshots go; the state directory's `backups/etcd` when None.
     pub dir: Option<PathBuf>,
-}
-
-/// What `etcdutl snapshot status -w json` says of a snapshot.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SnapshotStatus {
-    pub hash: u64,
-    pub revision: u64,
-    #[serde(rename = "totalKey")]
-    pub total_key: u64,
-    #[serde(rename = "totalSize")]
-    pub total_size: u64,
-}
-
-/// The `.json` kept beside each snapshot.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SnapshotInfo {
-    pub cluster: String,
-    pub member: String,
-    pub taken_at: String,
-    pub sha256: String,
-    pub bytes: u64,
-    pub status: SnapshotStatus,
 }
 
 #[derive(Debug, Serialize)]
@@ -173,77 +144,15 @@ async fn backup_with(
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<(PathBuf, SnapshotInfo, Vec<PathBuf>), EtcdOpError> {
     let (member, session) = healthy_member(access).await?;
-    progress(&format!("snapshot on {} (healthy member)", member.name));
-    let remote = format!("{REMOTE_BACKUP_DIR}/snapshot.db");
-    let take = format!(
-        "umask 077 && mkdir -p {REMOTE_BACKUP_DIR} && rm -f {remote} {remote}.part && {save} >/dev/null && \
-         {ETCDUTL} snapshot status {remote} -w json && sha256sum {remote}",
-        save = etcdctl(&format!("snapshot save {remote}")).replace("--command-timeout=5s", "--command-timeout=10m"),
-    );
-    let out = step(session, "etcd snapshot", &take, Duration::from_secs(15 * 60)).await?;
-    let mut lines = out.lines().filter(|l| !l.trim().is_empty());
-    let status: SnapshotStatus = lines
-        .next()
-        .and_then(|l| serde_json::from_str(l).ok())
-        .ok_or_else(|| step_error(member, "etcdutl snapshot status", format!("unexpected answer: {out}")))?;
-    let remote_sum = lines
-        .next()
-        .and_then(|l| l.split_whitespace().next())
-        .map(str::to_string)
-        .ok_or_else(|| step_error(member, "sha256sum", format!("unexpected answer: {out}")))?;
-
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
-    set_mode(dir, 0o700)?;
-    let now = time::OffsetDateTime::now_utc();
+    progress(&format!("snapshot on {} (healthy member), copied to {}", member.name, dir.display()));
     let cluster = &loaded.inventory.cluster.name;
-    let name = format!("{cluster}-etcd-{}.db", stamp(now));
-    let file = dir.join(&name);
-    let part = dir.join(format!("{name}.part"));
-    let _ = std::fs::remove_file(&part);
-    progress(&format!("copying it to {}", file.display()));
-    let streamed = session
-        .exec_privileged_to_file(&format!("cat {remote}"), &part, SNAPSHOT_LIMIT, Duration::from_secs(60 * 60))
-        .await
-        .map_err(|e| step_error(member, "copy the snapshot", e.to_string()))?;
-    if !streamed.success() || streamed.sha256 != remote_sum {
-        let _ = std::fs::remove_file(&part);
-        return Err(step_error(
-            member,
-            "copy the snapshot",
-            if streamed.success() {
-                format!("the copy's SHA-256 {} differs from the member's {remote_sum}", streamed.sha256)
-            } else {
-                streamed.stderr_text()
-            },
-        ));
-    }
-    std::fs::rename(&part, &file).map_err(io(&file))?;
-    let info = SnapshotInfo {
-        cluster: cluster.clone(),
-        member: member.name.clone(),
-        taken_at: now.unix_timestamp().to_string(),
-        sha256: streamed.sha256.clone(),
-        bytes: streamed.bytes,
-        status,
-    };
-    let sums = dir.join(format!("{name}.sha256"));
-    write_atomic(&sums, format!("{}  {name}\n", info.sha256).as_bytes(), 0o600).map_err(io(&sums))?;
-    let described = dir.join(format!("{name}.json"));
-    let json = serde_json::to_vec_pretty(&info).expect("serialisable");
-    write_atomic(&described, &json, 0o600).map_err(io(&described))?;
-    // The member's copy holds every Secret: not left lying on the master.
-    let _ = session.exec_privileged(&format!("rm -f {remote}"), None).await;
-    let removed = prune(dir, cluster, keep)?;
+    let (file, info) = snapshot::take(session, cluster, dir).await?;
+    let removed = snapshot::prune(dir, cluster, keep)?;
     Ok((file, info, removed))
 }
 
 fn step_error(host: &Target, what: &str, message: String) -> EtcdOpError {
     EtcdOpError::Step { host: host.name.clone(), what: what.to_string(), message }
-}
-
-fn set_mode(path: &Path, mode: u32) -> Result<(), EtcdOpError> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io(path))
 }
 
 /// The first master (in inventory order) whose member answers healthy.
@@ -258,33 +167,6 @@ async fn healthy_member(access: &Access) -> Result<(&Target, &NodeSession), Etcd
     }
     why.extend(access.unreachable.iter().map(|(n, e)| format!("{n}: {e}")));
     Err(EtcdOpError::NoHealthyMember(why.join("; ")))
-}
-
-/// Removes this cluster's oldest snapshots (and their `.sha256` and `.json`) beyond `keep`.
-pub fn prune(dir: &Path, cluster: &str, keep: usize) -> Result<Vec<PathBuf>, EtcdOpError> {
-    let prefix = format!("{cluster}-etcd-");
-    let mut snapshots: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(io(dir))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".db"))
-        })
-        .collect();
-    snapshots.sort();
-    let excess = snapshots.len().saturating_sub(keep.max(1));
-    let mut removed = Vec::new();
-    for old in snapshots.into_iter().take(excess) {
-        for extra in ["", ".sha256", ".json"] {
-            let path = PathBuf::from(format!("{}{extra}", old.display()));
-            match std::fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(EtcdOpError::Io { path, source: e }),
-            }
-        }
-        removed.push(old);
-    }
-    Ok(removed)
 }
 
 // ------------------------------------------------------------------------------------ restore
@@ -560,47 +442,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stamps_sort_as_time_does() {
-        let t = time::OffsetDateTime::from_unix_timestamp(1_764_748_805).unwrap();
-        assert_eq!(stamp(t), "20251203T080005Z");
-        let later = time::OffsetDateTime::from_unix_timestamp(1_764_748_805 + 3600 * 24 * 40).unwrap();
-        assert!(stamp(later) > stamp(t));
-    }
-
-    #[test]
-    fn pruning_keeps_the_newest_of_this_cluster_only() {
-        let dir = tempfile::tempdir().unwrap();
-        let touch = |n: &str| std::fs::write(dir.path().join(n), n).unwrap();
-        for s in ["20251201T000000Z", "20251202T000000Z", "20251203T000000Z"] {
-            touch(&format!("lab-etcd-{s}.db"));
-            touch(&format!("lab-etcd-{s}.db.sha256"));
-            touch(&format!("lab-etcd-{s}.db.json"));
-        }
-        touch("other-etcd-20240101T000000Z.db");
-        touch("lab-etcd-20251204T000000Z.db.part");
-        let removed = prune(dir.path(), "lab", 2).unwrap();
-        assert_eq!(removed, [dir.path().join("lab-etcd-20251201T000000Z.db")]);
-        let mut left: Vec<String> =
-            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
-        left.sort();
-        assert_eq!(
-            left,
-            [
-                "lab-etcd-20251202T000000Z.db",
-                "lab-etcd-20251202T000000Z.db.json",
-                "lab-etcd-20251202T000000Z.db.sha256",
-                "lab-etcd-20251203T000000Z.db",
-                "lab-etcd-20251203T000000Z.db.json",
-                "lab-etcd-20251203T000000Z.db.sha256",
-                "lab-etcd-20251204T000000Z.db.part",
-                "other-etcd-20240101T000000Z.db",
-            ]
-        );
-        // keep 0 is read as 1: a backup never removes the snapshot it just took.
-        assert_eq!(prune(dir.path(), "lab", 0).unwrap().len(), 1);
-    }
-
-    #[test]
     fn a_snapshot_that_does_not_match_its_checksum_file_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("s.db");
@@ -613,12 +454,5 @@ mod tests {
         let err = verify_snapshot_file(&file).unwrap_err();
         assert!(matches!(err, EtcdOpError::Checksum { .. }), "{err}");
         assert!(err.to_string().contains("nothing was changed"), "{err}");
-    }
-
-    #[test]
-    fn snapshot_status_reads_etcdutl_json() {
-        let s: SnapshotStatus =
-            serde_json::from_str(r#"{"hash":3023744546,"revision":4242,"totalKey":1187,"totalSize":6361088}"#).unwrap();
-        assert_eq!(s, SnapshotStatus { hash: 3_023_744_546, revision: 4242, total_key: 1187, total_size: 6_361_088 });
     }
 }

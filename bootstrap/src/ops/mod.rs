@@ -3,6 +3,7 @@
 pub mod access;
 pub mod apply;
 pub mod bundle_build;
+pub mod certs;
 pub mod check;
 pub mod db;
 pub mod etcd;

@@ -277,9 +277,9 @@ async fn issue_with(
         Some(ns) => format!("RoleBinding {ns}/{}", binding_name(&opts.name)),
     };
 
-    let client = access.pki.user_client(&opts.name, &opts.groups, opts.days)?;
+    let client = access.pki().user_client(&opts.name, &opts.groups, opts.days)?;
     let server = format!("https://{}", crate::phases::endpoint_of(&loaded.inventory));
-    let text = access.pki.user_kubeconfig(&loaded.inventory.cluster.name, &server, &opts.name, ns, &client)?;
+    let text = access.pki().user_kubeconfig(&loaded.inventory.cluster.name, &server, &opts.name, ns, &client)?;
     let dir = users_dir(access);
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
     let kubeconfig = opts.out.clone().unwrap_or_else(|| dir.join(format!("{}.kubeconfig", opts.name)));

@@ -10,18 +10,10 @@ use groundwork_protocol::Task;
 
 use super::node::file;
 use super::{Change, Cluster, Node, StepError};
+use crate::etcd::etcdctl;
 use crate::playbooks;
 
 const UNIT: &str = "/etc/systemd/system/etcd.service";
-
-/// etcdctl against this member, as the API server's etcd client (which the masters have).
-pub fn etcdctl(args: &str) -> String {
-    format!(
-        "ETCDCTL_API=3 /usr/local/bin/etcdctl --endpoints=https://127.0.0.1:2379 \
-         --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/apiserver-etcd-client.crt \
-         --key=/etc/kubernetes/pki/apiserver-etcd-client.key --command-timeout=5s {args}"
-    )
-}
 
 pub fn run<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Vec<Change>, StepError>> {
     async move {

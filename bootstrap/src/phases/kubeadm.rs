@@ -120,6 +120,21 @@ pub fn init<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Ve
     .boxed()
 }
 
+/// The kubeadm configuration files groundwork keeps on a master (the first master's
+/// kubeadm-init.yaml, every master's kubeadm-control-plane.yaml), rendered for the inventory as it
+/// is now: what an upgrade leaves behind, so the next apply finds them current.
+pub(super) async fn refresh_configs(cluster: &Cluster, node: &Node) -> Result<Vec<Change>, StepError> {
+    let mut files = Vec::new();
+    if cluster.first_master().is_some_and(|m| m.name == node.name()) {
+        let token = token(cluster).await?;
+        let values = control_plane_values(cluster, node, "init", Some(&token)).await?;
+        files.push(config_file(INIT_CONFIG.into(), playbooks::render("kubeadm-init.yaml", &values)?));
+    }
+    let values = control_plane_values(cluster, node, "apiserver", None).await?;
+    files.push(config_file(CONTROL_PLANE_CONFIG.into(), playbooks::render("kubeadm-init.yaml", &values)?));
+    node.ensure_all(files).await
+}
+
 /// The admin kubeconfig, kept by the controller (0600) for the operator and the handoff. Made
 /// here from the controller's own PKI (its admin client certificate and the cluster CA), never
 /// copied from a master: a master's admin.conf could name an exec plugin the operator's kubectl

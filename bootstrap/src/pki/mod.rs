@@ -160,6 +160,11 @@ fn is_hostname(s: &str) -> bool {
         })
 }
 
+/// The DER of the first certificate in `pem` (which must be a certificate block).
+pub fn certificate_der(pem: &str) -> Result<Vec<u8>, String> {
+    certs::parse_pem(pem, "CERTIFICATE")
+}
+
 /// A certificate's serial number (hex) and expiry (Unix time), read from its PEM.
 pub fn serial_and_expiry(cert_pem: &str) -> Result<(String, i64), PkiError> {
     use x509_parser::prelude::{FromDer, X509Certificate};
@@ -416,6 +421,34 @@ impl ClusterPki {
             self.admin.cert_pem(),
             self.admin.key().expose_secret(),
         )
+    }
+
+    /// Makes groundwork's own leaf certificates anew (the controller's admin client, the API
+    /// server's etcd client, etcd's health-check client, every etcd member's server and peer
+    /// certificates), whatever time they have left; the CAs and the service-account key stay.
+    /// The old files are moved under `keep` first (nothing is deleted). Refused before anything
+    /// moves when a CA key they need is not held.
+    pub fn renew_leaves(dir: &Path, spec: &PkiSpec, keep: &Path) -> Result<(ClusterPki, Vec<String>), PkiError> {
+        if !dir.join(paths::ETCD_CA_KEY).exists() {
+            return Err(PkiError::NoCaKey { leaf: "etcd certificates".into(), why: "renewing them was asked".into() });
+        }
+        let mut bases =
+            vec!["groundwork-admin".to_string(), "apiserver-etcd-client".into(), "etcd/healthcheck-client".into()];
+        for (name, _) in &spec.etcd_members {
+            bases.push(paths::etcd_member_base(name, "server"));
+            bases.push(paths::etcd_member_base(name, "peer"));
+        }
+        for base in &bases {
+            for ext in ["crt", "key"] {
+                let from = dir.join(format!("{base}.{ext}"));
+                if from.exists() {
+                    let to = keep.join(format!("{base}.{ext}"));
+                    store::ensure_dir(to.parent().unwrap_or(keep))?;
+                    std::fs::rename(&from, &to).map_err(|e| PkiError::io(&from, e))?;
+                }
+            }
+        }
+        Self::load_or_create(dir, spec)
     }
 
     /// A person's client certificate: CN `user`, organizations `groups` (Kubernetes reads them as

@@ -4,7 +4,8 @@
 //!
 //! 1. `upgrade-preflight` (first master, a gate): the versions that run, read from the API (the
 //!    API servers' images, every kubelet), checked against the skew policy (`skew`); every node
-//!    must be Ready, since nodes are drained one at a time onto the others.
+//!    must be Ready, since nodes are drained one at a time onto the others; then an etcd snapshot
+//!    onto the controller (the state's `backups/etcd`), the way back.
 //! 2. `upgrade-stage` (every node, at once): the new bundle's binaries and images uploaded and the
 //!    images imported into containerd; nothing installed yet.
 //! 3. `upgrade-etcd` (masters, one at a time): etcd's binaries when the bundle's differ; a member
@@ -177,15 +178,32 @@ fn preflight<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<V
         }
         if plan.nothing_to_do() {
             node.note(format!("every node already runs {target}"));
-        } else {
-            node.note(format!(
-                "{} to {target}: {} API server(s) and {} kubelet(s) to upgrade",
-                plan.from,
-                plan.api_servers_behind.len(),
-                plan.kubelets_behind.len()
-            ));
+            return Ok(vec![]);
         }
-        Ok(vec![])
+        node.note(format!(
+            "{} to {target}: {} API server(s) and {} kubelet(s) to upgrade",
+            plan.from,
+            plan.api_servers_behind.len(),
+            plan.kubelets_behind.len()
+        ));
+        // The way back if the upgrade goes wrong: the cluster's state as it was, on the controller.
+        if !cluster.external_etcd() {
+            node.note("no etcd snapshot taken: with stacked etcd kubeadm keeps its own backup under /etc/kubernetes/tmp");
+            return Ok(vec![]);
+        }
+        if node.dry_run() {
+            return Ok(vec![Change::new("an etcd snapshot onto the controller before anything changes")]);
+        }
+        let dir = cluster.state.root().join("backups/etcd");
+        let (file, info) = crate::etcd::snapshot::take(&node.session, &cluster.inventory.cluster.name, &dir)
+            .await
+            .map_err(|e| StepError::new(format!("the etcd snapshot before the upgrade failed, nothing was changed: {e}")))?;
+        Ok(vec![Change::new(format!(
+            "etcd snapshot before the upgrade: {} (revision {}, sha256 {})",
+            file.display(),
+            info.status.revision,
+            info.sha256
+        ))])
     }
     .boxed()
 }
@@ -301,6 +319,8 @@ fn upgrade_master<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Res
             }
             changes.push(Change::new(what));
         }
+        // groundwork's own copies of the kubeadm configuration, at the new version.
+        changes.extend(super::kubeadm::refresh_configs(cluster, node).await?);
         changes.extend(upgrade_kubelet(cluster, node, &bundle, target).await?);
         Ok(changes)
     }

@@ -1,0 +1,17 @@
+//! The external etcd as the controller speaks to it on a master: etcdctl's command line (with the
+//! API server's client certificate, which every master holds) and snapshots (`snapshot`), shared by
+//! the etcd phase, `groundwork etcd` and the upgrade's snapshot before it starts.
+
+pub mod snapshot;
+
+/// etcdctl against this member, as the API server's etcd client.
+pub fn etcdctl(args: &str) -> String {
+    format!(
+        "ETCDCTL_API=3 /usr/local/bin/etcdctl --endpoints=https://127.0.0.1:2379 \
+         --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/apiserver-etcd-client.crt \
+         --key=/etc/kubernetes/pki/apiserver-etcd-client.key --command-timeout=5s {args}"
+    )
+}
+
+/// etcdutl, which reads and restores snapshot files (from the bundle, beside etcdctl).
+pub const ETCDUTL: &str = "/usr/local/bin/etcdutl";
