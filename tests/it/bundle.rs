@@ -15,6 +15,7 @@ const BINARIES: &[(&str, &str)] = &[
     ("kubectl", "v1.33.3"),
     ("etcd", "3.5.16"),
     ("etcdctl", "3.5.16"),
+    ("etcdutl", "3.5.16"),
 ];
 
 const IMAGES: &[&str] = &[
@@ -65,7 +66,7 @@ fn the_lab_bundle_opens_verifies_and_holds_kubernetes_etcd_and_the_images() {
     let node = bundle.artifact("node-images").expect("the node images");
     assert!(node.roles.is_empty(), "every node");
     assert_eq!(node.images, ["registry.k8s.io/kube-proxy:v1.33.3", "registry.k8s.io/pause:3.10"]);
-    for etcd in ["etcd", "etcdctl"] {
+    for etcd in ["etcd", "etcdctl", "etcdutl"] {
         assert_eq!(bundle.artifact(etcd).map(|a| a.roles.clone()), Some(vec!["master".to_string()]));
     }
     assert_eq!(bundle.images(), IMAGES);
@@ -82,6 +83,8 @@ fn the_bundles_binaries_run_and_report_their_versions() {
     assert!(etcd.lines().any(|l| l == "etcd Version: 3.5.16"), "{etcd}");
     let etcdctl = run(bin.join("etcdctl"), &["version"]);
     assert!(etcdctl.lines().any(|l| l == "etcdctl version: 3.5.16"), "{etcdctl}");
+    let etcdutl = run(bin.join("etcdutl"), &["version"]);
+    assert!(etcdutl.lines().any(|l| l == "etcdutl version: 3.5.16"), "{etcdutl}");
 }
 
 /// `docker save`'s own index inside the tarball: the names containerd's `ctr images import` gives

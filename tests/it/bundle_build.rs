@@ -329,12 +329,21 @@ async fn builds_the_labs_bundle_from_the_download_sites_and_rebuilds_without_dow
     // It opens and verifies with the reader `apply` uses.
     let bundle = Bundle::open(&out).unwrap_or_else(|e| panic!("{e}"));
     let verified = bundle.verify().unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(verified.files, 7);
+    assert_eq!(verified.files, 8);
     assert_eq!(bundle.manifest(), &built.manifest);
     assert_eq!(bundle.kubernetes_version(), K8S);
     assert_eq!(
         built.how,
-        [How::Downloaded, How::Downloaded, How::Downloaded, How::Extracted, How::Extracted, How::Saved, How::Saved]
+        [
+            How::Downloaded,
+            How::Downloaded,
+            How::Downloaded,
+            How::Extracted,
+            How::Extracted,
+            How::Extracted,
+            How::Saved,
+            How::Saved
+        ]
     );
 
     // The same artifacts as the lab's bundle: names, kinds, paths, roles, install paths, versions.
@@ -384,7 +393,7 @@ async fn builds_the_labs_bundle_from_the_download_sites_and_rebuilds_without_dow
     }
     let mut files = files_under(&out);
     files.sort();
-    assert_eq!(files.len(), 9, "7 artifacts, manifest.json, SHA256SUMS: {files:#?}");
+    assert_eq!(files.len(), 10, "8 artifacts, manifest.json, SHA256SUMS: {files:#?}");
 
     // Again into the same directory: the checksum files are asked for again, nothing is downloaded.
     let again = build(&options(&site, &out, ETCD)).await.unwrap_or_else(|e| panic!("{e}"));

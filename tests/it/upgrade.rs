@@ -10,7 +10,8 @@
 //! changes nothing, the old inventory is refused by both upgrade (a downgrade) and apply (a version
 //! change is not apply's), and nothing changes meanwhile.
 //!
-//! Starts from `tests/lab/lab reset`: it rebuilds the cluster, so it runs last (see tests/run).
+//! Starts from `tests/lab/lab reset` and ends with one (the cluster is this test's own, under a
+//! scratch state directory): it runs last (see tests/run).
 
 use std::path::Path;
 
@@ -192,6 +193,8 @@ fn the_cluster_upgrades_from_v1_33_0_to_v1_33_3_while_a_workload_keeps_serving()
     let (ok, _, out) = groundwork_json(&lab, &["apply", "-i", &old, "-o", "json"]);
     assert!(!ok && out.contains("groundwork upgrade"), "{out}");
     assert!(node_versions(&lab).iter().all(|(_, v)| v == NEW));
-    let _ =
-        kubectl(&lab, "delete deployment gw-web; kubectl --kubeconfig /etc/kubernetes/admin.conf delete pdb gw-web");
+    // The cluster belongs to this test's scratch state: bare hosts again, so that `tests/lab/lab run`
+    // afterwards builds the lab's own cluster instead of being refused by its identity check.
+    let reset = lab.script(&["reset"]);
+    assert!(reset.status.success(), "tests/lab/lab reset: {}{}", text(&reset.stdout), text(&reset.stderr));
 }
