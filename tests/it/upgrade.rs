@@ -109,6 +109,7 @@ fn the_cluster_upgrades_from_v1_33_0_to_v1_33_3_while_a_workload_keeps_serving()
     );
     let reset = lab.script(&["reset"]);
     assert!(reset.status.success(), "tests/lab/lab reset: {}{}", text(&reset.stdout), text(&reset.stderr));
+    let _bare_again = ResetAtTheEnd(&lab);
     let dir = lab.scratch("upgrade");
     let (old, new) = inventories(&lab, &dir);
 
@@ -193,8 +194,18 @@ fn the_cluster_upgrades_from_v1_33_0_to_v1_33_3_while_a_workload_keeps_serving()
     let (ok, _, out) = groundwork_json(&lab, &["apply", "-i", &old, "-o", "json"]);
     assert!(!ok && out.contains("groundwork upgrade"), "{out}");
     assert!(node_versions(&lab).iter().all(|(_, v)| v == NEW));
-    // The cluster belongs to this test's scratch state: bare hosts again, so that `tests/lab/lab run`
-    // afterwards builds the lab's own cluster instead of being refused by its identity check.
-    let reset = lab.script(&["reset"]);
-    assert!(reset.status.success(), "tests/lab/lab reset: {}{}", text(&reset.stdout), text(&reset.stderr));
+}
+
+/// The cluster belongs to the test's scratch state: the hosts are made bare again when the test
+/// ends, passed or failed (a drop runs on a panic too), so that `tests/lab/lab run` or the next
+/// `tests/run` is not refused by the identity check of a cluster no state directory of theirs built.
+struct ResetAtTheEnd<'a>(&'a Lab);
+
+impl Drop for ResetAtTheEnd<'_> {
+    fn drop(&mut self) {
+        let reset = self.0.script(&["reset"]);
+        if !reset.status.success() {
+            eprintln!("tests/lab/lab reset after the upgrade test failed: {}", text(&reset.stderr));
+        }
+    }
 }

@@ -174,7 +174,11 @@ impl ApplyProgress for NoProgress {
 
 /// Checks `--only` and `--skip-phases` names before anything is touched.
 pub fn check_phase_names(opts: &ApplyOptions) -> Result<(), ApplyError> {
-    let known: Vec<&str> = opts.workflow.phases().iter().map(|p| p.name).collect();
+    let known: Vec<&str> = match opts.workflow {
+        // connect, facts and check (the runner's own) and handoff too.
+        Workflow::Apply => phases::names(),
+        Workflow::Upgrade { .. } => opts.workflow.phases().iter().map(|p| p.name).collect(),
+    };
     for name in opts.only.iter().chain(&opts.skip) {
         if !known.contains(&name.as_str()) {
             return Err(ApplyError::UnknownPhase { name: name.clone() });
