@@ -27,7 +27,7 @@ enum Command {
     Handoff(commands::handoff::HandoffArgs),
     /// The PostgreSQL host's backups: `db backup`, `db restore --database NAME`.
     Db(commands::db::DbArgs),
-    /// The cluster's certificates: `certs check` (every node's and the state's, with expiries).
+    /// The cluster's certificates: `certs check` (every node's and the state's expiries), `certs renew`.
     Certs(commands::certs::CertsArgs),
     /// The cluster's etcd: `etcd backup` (a snapshot on this machine), `etcd restore --snapshot FILE`.
     Etcd(commands::etcd::EtcdArgs),

@@ -8,10 +8,12 @@ use groundwork::ops::apply::Workflow;
 use super::apply::{Format, RunArgs, execute};
 use super::connect_args::ConnectArgs;
 
-/// Upgrade Kubernetes to the version of the bundle the inventory names (edit packages.bundle and
-/// cluster.kubernetesVersion first): etcd when its binary changes, then `kubeadm upgrade` on
-/// each master, then every node drained, its kubelet upgraded, uncordoned, one at a time.
-/// Stopped anywhere, the same command goes on; run again when done, it changes nothing.
+/// Upgrade Kubernetes to the version of the inventory's bundle, one node at a time
+///
+/// Edit packages.bundle and cluster.kubernetesVersion first. An etcd snapshot is taken, etcd's
+/// binaries replaced when they differ, `kubeadm upgrade` runs on each master, then every node is
+/// drained, gets the new kubelet, and is uncordoned, one at a time. Stopped anywhere, the same
+/// command goes on; run again when done, it changes nothing.
 #[derive(Debug, clap::Args)]
 pub struct UpgradeArgs {
     #[command(flatten)]
