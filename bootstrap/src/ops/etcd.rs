@@ -58,6 +58,8 @@ pub enum EtcdOpError {
     NoHealthyMember(String),
     #[error("{host}: {what}: {message}")]
     Step { host: String, what: String, message: String },
+    #[error(transparent)]
+    HostStep(#[from] super::access::HostStepError),
     #[error("{}: {source}", path.display())]
     Io { path: PathBuf, source: std::io::Error },
     #[error(
@@ -79,15 +81,9 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> EtcdOpError + '_ {
     move |source| EtcdOpError::Io { path: path.to_path_buf(), source }
 }
 
-/// Runs `command` with root rights on `host`; its stdout, or why it failed.
+/// Runs `command` with root rights on `s`; its stdout, or why it failed.
 async fn step(s: &NodeSession, what: &str, command: &str, deadline: Duration) -> Result<String, EtcdOpError> {
-    let fail = |message: String| EtcdOpError::Step { host: s.target.name.clone(), what: what.to_string(), message };
-    let out = s.exec_privileged_within(command, None, deadline).await.map_err(|e| fail(e.to_string()))?;
-    if !out.success() {
-        let why = crate::phases::tail(&out.stderr_text(), 3);
-        return Err(fail(if why.is_empty() { format!("exit status {}", out.status) } else { why }));
-    }
-    Ok(out.stdout_text())
+    Ok(super::access::sh(s, what, command, deadline).await?)
 }
 
 fn refuse_stacked(loaded: &LoadedInventory) -> Result<(), EtcdOpError> {
