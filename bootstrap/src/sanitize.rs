@@ -56,6 +56,12 @@ fn json_with(value: &mut serde_json::Value, clean: fn(&str) -> String) {
     }
 }
 
+/// The last `n` non-empty lines of `text`, joined with " | " (one line for reports).
+pub fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..].join(" | ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,5 +13,26 @@ pub fn etcdctl(args: &str) -> String {
     )
 }
 
+/// One look at the cluster's health from a member.
+#[derive(Debug, Clone)]
+pub struct Health {
+    /// Members that answered healthy.
+    pub healthy: usize,
+    /// etcdctl's own verdict (it fails when any member does not answer).
+    pub all_answered: bool,
+    /// Its stderr, which says which member did not answer and why.
+    pub complaint: String,
+}
+
+/// Asks the member on `session` how every member of its cluster is (`endpoint health --cluster`).
+pub async fn health(session: &crate::transport::NodeSession) -> Result<Health, crate::transport::TransportError> {
+    let out = session.exec_privileged(&etcdctl("endpoint health --cluster -w json"), None).await?;
+    Ok(Health {
+        healthy: out.stdout_text().matches("\"health\":true").count(),
+        all_answered: out.success(),
+        complaint: out.stderr_text(),
+    })
+}
+
 /// etcdutl, which reads and restores snapshot files (from the bundle, beside etcdctl).
 pub const ETCDUTL: &str = "/usr/local/bin/etcdutl";

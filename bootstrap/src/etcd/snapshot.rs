@@ -73,7 +73,7 @@ pub async fn take(session: &NodeSession, cluster: &str, dir: &Path) -> Result<(P
         .await
         .map_err(|e| fail("etcd snapshot", e.to_string()))?;
     if !out.success() {
-        return Err(fail("etcd snapshot", crate::phases::tail(&out.stderr_text(), 3)));
+        return Err(fail("etcd snapshot", crate::sanitize::tail(&out.stderr_text(), 3)));
     }
     let text = out.stdout_text();
     let mut lines = text.lines().filter(|l| !l.trim().is_empty());

@@ -205,7 +205,7 @@ pub async fn sh(
     let fail = |message: String| HostStepError { host: s.target.name.clone(), what: what.to_string(), message };
     let out = s.exec_privileged_within(command, None, deadline).await.map_err(|e| fail(e.to_string()))?;
     if !out.success() {
-        let why = crate::phases::tail(&out.stderr_text(), 3);
+        let why = crate::sanitize::tail(&out.stderr_text(), 3);
         return Err(fail(if why.is_empty() { format!("exit status {}", out.status) } else { why }));
     }
     Ok(out.stdout_text())

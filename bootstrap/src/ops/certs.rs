@@ -292,10 +292,6 @@ pub struct RenewReport {
     pub took_ms: u64,
 }
 
-const MANIFESTS: &str = "/etc/kubernetes/manifests";
-const PARKED: &str = "/etc/kubernetes/groundwork/parked";
-const STATIC_PODS: [&str; 3] = ["kube-apiserver", "kube-controller-manager", "kube-scheduler"];
-
 pub async fn renew(
     loaded: &LoadedInventory,
     transport: TransportOptions,
@@ -371,27 +367,14 @@ async fn renew_with(
         steps.push("kubeadm certs renew all".into());
         if external {
             sh(s, "restart etcd", "systemctl restart etcd", Duration::from_secs(120)).await?;
-            let want = access.masters().len();
-            let health = format!(
-                "for i in $(seq 1 60); do n=$({} 2>/dev/null | grep -o '\"health\":true' | wc -l); \
-                 [ \"$n\" -eq {want} ] && exit 0; sleep 2; done; echo 'etcd not healthy 120 s after the restart' >&2; exit 1",
-                crate::etcd::etcdctl("endpoint health --cluster -w json")
-            );
-            sh(s, "etcd healthy", &health, Duration::from_secs(150)).await?;
+            super::etcd::wait_members_healthy(s, access.masters().len(), Duration::from_secs(120)).await.map_err(
+                |message| super::access::HostStepError { host: t.name.clone(), what: "etcd healthy".into(), message },
+            )?;
             steps.push("etcd restarted, every member healthy".into());
         }
-        let park = STATIC_PODS
-            .iter()
-            .map(|c| format!("if [ -f {MANIFESTS}/{c}.yaml ]; then mv {MANIFESTS}/{c}.yaml {PARKED}/{c}.yaml; fi"))
-            .collect::<Vec<_>>()
-            .join("; ");
-        let unpark = STATIC_PODS
-            .iter()
-            .map(|c| format!("if [ -f {PARKED}/{c}.yaml ]; then mv {PARKED}/{c}.yaml {MANIFESTS}/{c}.yaml; fi"))
-            .collect::<Vec<_>>()
-            .join("; ");
+        let (park, unpark) = (super::static_pods::park(), super::static_pods::unpark());
         let restart = format!(
-            "mkdir -p {PARKED} && {park}; for i in $(seq 1 60); do pgrep -x kube-apiserver >/dev/null || break; sleep 1; done; \
+            "{park}; for i in $(seq 1 60); do pgrep -x kube-apiserver >/dev/null || break; sleep 1; done; \
              {unpark}; for i in $(seq 1 90); do \
                /usr/local/bin/kubectl --kubeconfig /etc/kubernetes/admin.conf --server https://127.0.0.1:{port} \
                  --request-timeout=3s get --raw /readyz >/dev/null 2>&1 && exit 0; sleep 2; done; \

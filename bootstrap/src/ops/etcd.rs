@@ -33,9 +33,6 @@ use crate::transport::{NodeSession, Target, TransportOptions, shell_quote};
 /// Where a restore's copy of the snapshot and its progress markers live on each master.
 const REMOTE_RESTORE_DIR: &str = "/var/lib/groundwork/etcd-restore";
 /// Parked control-plane manifests during a restore.
-const PARKED_DIR: &str = "/etc/kubernetes/groundwork/parked";
-const MANIFESTS_DIR: &str = "/etc/kubernetes/manifests";
-const CONTROL_PLANE: [&str; 3] = ["kube-apiserver", "kube-controller-manager", "kube-scheduler"];
 const DATA_DIR: &str = "/var/lib/etcd";
 /// Larger than any revision a cluster reaches between two backups: after a restore every
 /// resourceVersion a client holds is older than the restored store's, so it relists.
@@ -157,7 +154,7 @@ async fn healthy_member(access: &Access) -> Result<(&Target, &NodeSession), Etcd
     for (t, s) in access.masters() {
         match s.exec_privileged(&etcdctl("endpoint health -w json"), None).await {
             Ok(out) if out.success() && out.stdout_text().contains("\"health\":true") => return Ok((t, s)),
-            Ok(out) => why.push(format!("{}: {}", t.name, crate::phases::tail(&out.stderr_text(), 1))),
+            Ok(out) => why.push(format!("{}: {}", t.name, crate::sanitize::tail(&out.stderr_text(), 1))),
             Err(e) => why.push(format!("{}: {e}", t.name)),
         }
     }
@@ -295,14 +292,7 @@ async fn restore_with(
     futures::future::join_all(copies).await.into_iter().collect::<Result<Vec<()>, _>>()?;
 
     progress("stopping the control plane (its static pod manifests parked) and every etcd member");
-    let park = CONTROL_PLANE
-        .iter()
-        .map(|c| {
-            format!("if [ -f {MANIFESTS_DIR}/{c}.yaml ]; then mv {MANIFESTS_DIR}/{c}.yaml {PARKED_DIR}/{c}.yaml; fi")
-        })
-        .collect::<Vec<_>>()
-        .join("; ");
-    all("park the control plane", &|_| format!("mkdir -p {PARKED_DIR} && {park}"), Duration::from_secs(60)).await?;
+    all("park the control plane", &|_| super::static_pods::park(), Duration::from_secs(60)).await?;
     let gone = "for i in $(seq 1 120); do pgrep -x kube-apiserver >/dev/null || exit 0; sleep 1; done; \
                 echo 'kube-apiserver still runs 120 s after its manifest was moved' >&2; exit 1";
     all("wait for the API server to stop", &|_| gone.to_string(), Duration::from_secs(150)).await?;
@@ -338,12 +328,7 @@ async fn restore_with(
         .map_err(|e| EtcdOpError::Unfinished(format!("{}: {e}", first.name)))?;
 
     progress("bringing the control plane back");
-    let unpark = CONTROL_PLANE
-        .iter()
-        .map(|c| format!("if [ -f {PARKED_DIR}/{c}.yaml ]; then mv {PARKED_DIR}/{c}.yaml {MANIFESTS_DIR}/{c}.yaml; fi"))
-        .collect::<Vec<_>>()
-        .join("; ");
-    all("bring back the control plane", &|_| unpark.clone(), Duration::from_secs(60)).await?;
+    all("bring back the control plane", &|_| super::static_pods::unpark(), Duration::from_secs(60)).await?;
     let kube = access.kube(loaded).map_err(|e| EtcdOpError::Unfinished(e.to_string()))?;
     wait_api(&kube, via, Duration::from_secs(300)).await.map_err(EtcdOpError::Unfinished)?;
 
@@ -375,17 +360,16 @@ async fn on_all(
 }
 
 /// Every member answers healthy, asked from `via`'s member.
-async fn wait_members_healthy(via: &NodeSession, want: usize, within: Duration) -> Result<(), String> {
+pub(super) async fn wait_members_healthy(via: &NodeSession, want: usize, within: Duration) -> Result<(), String> {
     let until = Instant::now() + within;
     let mut last = String::new();
     while Instant::now() < until {
-        match via.exec_privileged(&etcdctl("endpoint health --cluster -w json"), None).await {
-            Ok(out) => {
-                let healthy = out.stdout_text().matches("\"health\":true").count();
-                if healthy == want {
+        match crate::etcd::health(via).await {
+            Ok(h) => {
+                if h.healthy == want {
                     return Ok(());
                 }
-                last = format!("{healthy} of {want} members healthy {}", crate::phases::tail(&out.stderr_text(), 1));
+                last = format!("{} of {want} members healthy {}", h.healthy, crate::sanitize::tail(&h.complaint, 1));
             }
             Err(e) => last = e.to_string(),
         }

@@ -14,5 +14,6 @@ pub mod lease;
 mod pipeline;
 pub mod schema;
 pub mod state;
+mod static_pods;
 pub mod users;
 pub mod validate;

@@ -10,7 +10,6 @@ use groundwork_protocol::Task;
 
 use super::node::file;
 use super::{Change, Cluster, Node, StepError};
-use crate::etcd::etcdctl;
 use crate::playbooks;
 
 const UNIT: &str = "/etc/systemd/system/etcd.service";
@@ -69,12 +68,11 @@ pub(super) async fn wait_healthy(cluster: &Cluster, node: &Node) -> Result<(), S
     let want = cluster.masters().len();
     let mut last = String::new();
     for _ in 0..30 {
-        let out = node.session.exec_privileged(&etcdctl("endpoint health --cluster -w json"), None).await?;
-        let healthy = out.stdout_text().matches("\"health\":true").count();
-        if out.success() && healthy == want {
+        let h = crate::etcd::health(&node.session).await?;
+        if h.all_answered && h.healthy == want {
             return Ok(());
         }
-        last = format!("{healthy} of {want} members healthy: {}", super::node::tail(&out.stderr_text(), 3));
+        last = format!("{} of {want} members healthy: {}", h.healthy, super::node::tail(&h.complaint, 3));
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
     Err(StepError::new(format!("{}: etcd is not healthy after 60 s ({last})", node.name())))

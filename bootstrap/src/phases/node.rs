@@ -376,8 +376,5 @@ pub fn file(path: &str, content: String, mode: u32) -> Task {
     Task::File { path: path.into(), content, mode, owner: "root".into(), group: "root".into() }
 }
 
-/// The last `n` non-empty lines of `text`, joined with " | " (one line for reports).
-pub fn tail(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
-    lines[lines.len().saturating_sub(n)..].join(" | ")
-}
+/// Reports quote the end of a command's output: see `crate::sanitize::tail`.
+pub use crate::sanitize::tail;
