@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Day-2 benchmark on the container lab (3 masters, 4 workers behind the bastion), release build:
 #
-#   bootstrap/benches/day2.sh            backup, restore and renew on the lab's cluster, then the upgrade
+#   bootstrap/benches/day2.sh            backup, restore, renew, node remove/add on the lab's cluster, then the upgrade
 #   bootstrap/benches/day2.sh etcd       only etcd backup (5 runs) and one restore, on the lab's cluster
+#   bootstrap/benches/day2.sh nodes      only `node remove worker-4` and `apply` adding it back (3 runs)
 #   bootstrap/benches/day2.sh upgrade    only the upgrade: the lab reset, a cluster built at v1.33.0
 #                                        (.lab/bundle-v1.33.0), then `groundwork upgrade` to v1.33.3
 #
@@ -10,6 +11,8 @@
 #   restore  - `groundwork etcd restore --yes` of the last snapshot (the control plane down, every
 #              member restored, every node Ready again)
 #   renew    - `groundwork certs renew` (3 masters, one at a time)
+#   nodes    - `groundwork node remove worker-4` (drain, the others updated, Node deleted, host reset)
+#              and the `apply` that joins it again: min and median of 3 each
 #   upgrade  - `groundwork upgrade` v1.33.0 -> v1.33.3 with its phases' times, and the no-op re-run
 # Prints the figures; nothing is asserted. The etcd part needs the lab's cluster (tests/lab/lab run);
 # the upgrade part rebuilds it from bare hosts (about 15 minutes) and leaves it at v1.33.3 under a
@@ -56,6 +59,21 @@ etcd_part() {
     printf '  certs renew       %6.1f s   (3 masters, one at a time)\n' "$renew"
 }
 
+nodes_part() {
+    "$GW" apply -i "$INV" >/dev/null 2>&1 || { echo "the lab's cluster is not built: run tests/lab/lab run first" >&2; exit 1; }
+    local removes=() adds=() i
+    for i in 1 2 3; do
+        removes+=("$(timed node remove worker-4 -i "$INV" -o json)")
+        adds+=("$(timed apply -i "$INV" -o json)")
+    done
+    mapfile -t removes < <(printf '%s\n' "${removes[@]}" | sort -n)
+    mapfile -t adds < <(printf '%s\n' "${adds[@]}" | sort -n)
+    echo
+    echo "groundwork node remove / add on the lab ($(date -u +%Y-%m-%d), $(nproc) cores, 3 masters + 4 workers)"
+    printf '  node remove worker-4   min %5.1f s   median %5.1f s\n' "${removes[0]}" "${removes[1]}"
+    printf '  apply adding it back   min %5.1f s   median %5.1f s   (join, pod network, Ready)\n' "${adds[0]}" "${adds[1]}"
+}
+
 upgrade_part() {
     [[ -f .lab/bundle-$OLD/manifest.json ]] || GWLAB_K8S_VERSION=$OLD tests/lab/bundle
     echo "making the lab's hosts bare again (tests/lab/lab reset) and building the cluster at $OLD"
@@ -80,7 +98,8 @@ upgrade_part() {
 
 case ${1:-all} in
     etcd) etcd_part ;;
+    nodes) nodes_part ;;
     upgrade) upgrade_part ;;
-    all) etcd_part; upgrade_part ;;
-    *) echo "usage: bootstrap/benches/day2.sh [etcd|upgrade]" >&2; exit 2 ;;
+    all) etcd_part; nodes_part; upgrade_part ;;
+    *) echo "usage: bootstrap/benches/day2.sh [etcd|nodes|upgrade]" >&2; exit 2 ;;
 esac

@@ -33,6 +33,9 @@ enum Command {
     Etcd(commands::etcd::EtcdArgs),
     /// A kubeconfig for a person: a client certificate and an RBAC role (`--revoke` takes it back).
     Kubeconfig(commands::kubeconfig::KubeconfigArgs),
+    /// Nodes of the running cluster: `node remove NAME` takes a master or worker out.
+    Node(commands::node::NodeArgs),
+    Reset(commands::reset::ResetArgs),
     Schema(commands::schema::SchemaArgs),
     /// The state directory: `state adopt` (from a running cluster), `state backup`, `state restore`.
     State(commands::state::StateArgs),
@@ -55,6 +58,8 @@ fn main() -> ExitCode {
         Command::Certs(a) => commands::certs::run(a),
         Command::Etcd(a) => commands::etcd::run(a),
         Command::Kubeconfig(a) => commands::kubeconfig::run(a),
+        Command::Node(a) => commands::node::run(a),
+        Command::Reset(a) => commands::reset::run(a),
         Command::Schema(a) => commands::schema::run(a),
         Command::State(a) => commands::state::run(a),
         Command::Bundle(a) => commands::bundle::run(a),

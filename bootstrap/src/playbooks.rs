@@ -17,6 +17,9 @@ const TEMPLATES: &[(&str, &str)] = templates![
     "kubelet.service",
     "kubelet-kubeadm.conf",
     "etcd.service",
+    "etcd-backup.sh",
+    "etcd-backup.service",
+    "etcd-backup.timer",
     "haproxy.cfg",
     "keepalived.conf",
     "check-apiserver.sh",
@@ -86,7 +89,7 @@ mod tests {
         let etcd = |args: serde_json::Value| {
             render(
                 "etcd.service",
-                &serde_json::json!({"name": "m1", "address": "10.0.0.1", "cluster": "c", "initial_cluster": "m1=x", "extra_args": args}),
+                &serde_json::json!({"name": "m1", "address": "10.0.0.1", "cluster": "c", "initial_env": "/e", "extra_args": args}),
             )
             .unwrap()
         };

@@ -322,3 +322,62 @@ fn certs_check_lists_every_expiry_and_renew_moves_them_with_the_cluster_working(
     assert!(user.status.success(), "the API with the renewed admin certificate: {}", text(&user.stderr));
     let _ = lab.groundwork(&["kubeconfig", "-i", &inv, "--user", "after-renew", "--revoke"]);
 }
+
+/// The masters' etcd backup timer (`cluster.etcdBackup` in the lab's inventory), and the plans of
+/// `etcd restore`, `certs renew`, `reset` and `kubeconfig`: they name their steps and change nothing.
+#[test]
+fn the_masters_snapshot_etcd_on_a_timer_and_the_day2_plans_change_nothing() {
+    let lab = Lab::require();
+    let inv = lab.inventory_path.display().to_string();
+    for m in MASTERS {
+        let timer = lab.sh_in(
+            m,
+            "systemctl is-enabled groundwork-etcd-backup.timer && systemctl is-active groundwork-etcd-backup.timer",
+        );
+        assert_eq!(text(&timer.stdout).split_whitespace().collect::<Vec<_>>(), ["enabled", "active"], "{m}");
+    }
+    // The timer's service, run now: a snapshot with its checksum, as `etcd backup` writes them.
+    let dir = "/var/backups/groundwork-etcd";
+    ok(lab.sh_in("master-2", "systemctl start groundwork-etcd-backup.service"), "the backup service");
+    let listing = ok(
+        lab.sh_in(
+            "master-2",
+            &format!("stat -c %a {dir} && cd {dir} && sha256sum -c --quiet *.db.sha256 && ls -t *.db | head -1"),
+        ),
+        "the master's snapshots",
+    );
+    let mut lines = listing.lines();
+    assert_eq!(lines.next(), Some("700"), "{listing}");
+    let newest = lines.next().expect("a snapshot").trim().to_string();
+    assert!(newest.starts_with("gwlab-etcd-") && newest.ends_with("-master-2.db"), "{newest}");
+    let status = ok(lab.sh_in("master-2", &format!("etcdutl snapshot status {dir}/{newest} -w json")), "etcdutl");
+    assert!(status.contains("\"revision\""), "{status}");
+
+    // Copied off the master, `etcd restore --plan` accepts it and changes nothing.
+    let here = lab.scratch("timer-snapshot");
+    for f in [newest.clone(), format!("{newest}.sha256")] {
+        let cp = lab.docker(&["cp", &format!("{}:{dir}/{f}", lab.container("master-2")), &here.display().to_string()]);
+        assert!(cp.status.success(), "docker cp {f}: {}", text(&cp.stderr));
+    }
+    let plan = run(
+        &lab,
+        &["etcd", "restore", "-i", &inv, "--snapshot", &here.join(&newest).display().to_string(), "--plan", "--json"],
+    );
+    let steps = plan["steps"].to_string();
+    assert!(steps.contains("park the control plane") && steps.contains("master-3"), "{plan}");
+    let plan = run(&lab, &["certs", "renew", "-i", &inv, "--plan", "--json"]);
+    assert_eq!(plan["steps"].as_array().map(Vec::len), Some(4), "the state's leaves, then each master: {plan}");
+    let plan = run(&lab, &["reset", "-i", &inv, "--plan", "--json"]);
+    assert_eq!(plan["dry_run"], true);
+    assert_eq!(plan["hosts"].as_array().map(Vec::len), Some(7), "every master and worker: {plan}");
+    assert!(plan["identity_moved_to"].is_null(), "{plan}");
+    assert!(lab.root.join("inventory/.groundwork/gwlab/pki/ca.crt").is_file(), "a plan moves nothing");
+    let plan =
+        run(&lab, &["kubeconfig", "-i", &inv, "--user", "planned@egov.org", "--role", "edit", "--plan", "--json"]);
+    assert!(plan["steps"][0].as_str().unwrap().contains("ClusterRole edit"), "{plan}");
+    assert!(!lab.root.join("inventory/.groundwork/gwlab/users/planned@egov.org.kubeconfig").exists());
+    let bindings = ok(kubectl(&lab, "get clusterrolebindings -o name"), "bindings");
+    assert!(!bindings.contains("planned@egov.org"), "a plan binds nothing: {bindings}");
+    let members = lab.sh_in("master-1", "test -d /var/lib/etcd/member && systemctl is-active -q kubelet etcd");
+    assert!(members.status.success(), "a plan resets nothing");
+}

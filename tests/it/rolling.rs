@@ -7,49 +7,11 @@
 
 use std::time::Duration;
 
-use groundwork_lab_tests::{Lab, changes, text};
+use groundwork_lab_tests::{ApiPoller, Lab, changes, text, worst_outage};
 
 const MASTERS: [&str; 3] = ["master-1", "master-2", "master-3"];
-const POLL_LOG: &str = "/tmp/gw-rolling-polls";
-const POLL_STOP: &str = "/tmp/gw-rolling-polls.stop";
 const ETCD_FLAG: &str = "--quota-backend-bytes=4294967296";
 const API_FLAG: &str = "--event-ttl=2h";
-
-/// The API polled from `worker` every 200 ms through its local endpoint, as its kubelet reaches it.
-struct Poller<'a> {
-    lab: &'a Lab,
-    worker: &'a str,
-}
-
-impl<'a> Poller<'a> {
-    fn start(lab: &'a Lab, worker: &'a str) -> Poller<'a> {
-        let script = format!(
-            "rm -f {POLL_LOG} {POLL_STOP}; while [ ! -e {POLL_STOP} ]; do \
-               if kubectl --kubeconfig /etc/kubernetes/kubelet.conf --request-timeout=2s get --raw /readyz >/dev/null 2>&1; \
-               then r=ok; else r=fail; fi; \
-               echo \"$(date +%s.%N) $r\" >> {POLL_LOG}; sleep 0.2; done"
-        );
-        let out = lab.docker(&["exec", "-d", &lab.container(worker), "sh", "-c", &script]);
-        assert!(out.status.success(), "starting the poller: {}", text(&out.stderr));
-        Poller { lab, worker }
-    }
-
-    /// (seconds since the epoch, answered) for every poll.
-    fn stop(self) -> Vec<(f64, bool)> {
-        let script = format!("touch {POLL_STOP}; sleep 2.5; cat {POLL_LOG}; rm -f {POLL_LOG} {POLL_STOP}");
-        let out = self.lab.sh_in(self.worker, &script);
-        text(&out.stdout)
-            .lines()
-            .filter_map(|l| l.split_once(' '))
-            .filter_map(|(t, r)| Some((t.parse().ok()?, r == "ok")))
-            .collect()
-    }
-}
-
-/// The longest run of failed polls.
-fn worst_outage(polls: &[(f64, bool)]) -> usize {
-    polls.iter().fold((0, 0), |(run, worst), (_, ok)| if *ok { (0, worst) } else { (run + 1, worst.max(run + 1)) }).1
-}
 
 /// `HH:MM:SS.mmm` as milliseconds of the day.
 fn ms_of_day(clock: &str) -> u64 {
@@ -90,7 +52,7 @@ fn clock(t: f64) -> String {
 
 /// Applies `inventory` while polling; asserts the API answered throughout. Returns the report.
 fn apply_polled(lab: &Lab, inventory: &str) -> serde_json::Value {
-    let poller = Poller::start(lab, "worker-1");
+    let poller = ApiPoller::start(lab, "worker-1", "rolling");
     std::thread::sleep(Duration::from_secs(1));
     let out = lab.groundwork(&["apply", "-i", inventory, "-o", "json"]);
     let polls = poller.stop();

@@ -4,14 +4,20 @@
 //! kubeadm runs the same steps for a patch upgrade as for a minor one; the minor-version skew rules
 //! are unit tests (`phases::upgrade::skew`), since no other minor release could be had here.
 //!
+//! The upgrade is interrupted (SIGINT) as soon as its journal says the first worker is done; the
+//! same command run again goes on from there (that worker not redone) and finishes.
+//!
 //! Checked from outside groundwork: the Deployment's ready replicas polled every second on master-1
 //! with its own admin.conf throughout (never 0), every node's kubelet and every API server's image
 //! at v1.33.3, `kubelet --version` on each host, nothing left cordoned. Then: a second upgrade
 //! changes nothing, the old inventory is refused by both upgrade (a downgrade) and apply (a version
 //! change is not apply's), and nothing changes meanwhile.
 //!
-//! Starts from `tests/lab/lab reset` and ends with one (the cluster is this test's own, under a
-//! scratch state directory): it runs last (see tests/run).
+//! Starts with `groundwork reset` of the cluster the earlier tests built, which is the reset's proof:
+//! every master and worker bare (no kubeadm, kubelet or etcd files, units, KUBE-/CNI- chains, hosts
+//! block or bridge), a file on an NFS export, bytes in an iSCSI volume and a PostgreSQL row written
+//! before it are still there after the cluster is built again from scratch (at v1.33.0, under a
+//! scratch state directory). Ends with `tests/lab/lab reset`: it runs last (see tests/run).
 
 use std::path::Path;
 
@@ -107,14 +113,14 @@ fn the_cluster_upgrades_from_v1_33_0_to_v1_33_3_while_a_workload_keeps_serving()
         lab.state.join(format!("bundle-{OLD}/manifest.json")).is_file(),
         "the {OLD} lab bundle is missing: GWLAB_K8S_VERSION={OLD} tests/lab/bundle (tests/run builds it)"
     );
-    let reset = lab.script(&["reset"]);
-    assert!(reset.status.success(), "tests/lab/lab reset: {}{}", text(&reset.stdout), text(&reset.stderr));
     let _bare_again = ResetAtTheEnd(&lab);
+    let kept = reset_the_built_cluster(&lab);
     let dir = lab.scratch("upgrade");
     let (old, new) = inventories(&lab, &dir);
 
     let (ok, _, out) = groundwork_json(&lab, &["apply", "-i", &old, "-o", "json"]);
-    assert!(ok, "apply at {OLD}: {out}");
+    assert!(ok, "apply at {OLD} on the reset hosts: {out}");
+    kept.still_there(&lab);
     let before = node_versions(&lab);
     assert_eq!(before.len(), 7, "{before:?}");
     assert!(before.iter().all(|(_, v)| v == OLD), "{before:?}");
@@ -136,16 +142,34 @@ fn the_cluster_upgrades_from_v1_33_0_to_v1_33_3_while_a_workload_keeps_serving()
 
     start_polling(&lab);
     let started = std::time::Instant::now();
+    // Interrupted once the first worker is done: SIGINT, exit 130, the report says so.
+    let (first_worker, interrupted) = interrupt_after_the_first_worker(&lab, &dir, &new);
+    assert_eq!(interrupted["interrupted"], "SIGINT", "{interrupted}");
+    // The same command goes on from there and finishes.
     let (ok, report, out) = groundwork_json(&lab, &["upgrade", "-i", &new, "--to", NEW, "-o", "json"]);
     let took = started.elapsed();
     let (polls, unanswered) = stop_polling(&lab);
-    assert!(ok, "upgrade: {out}");
-    println!("upgrade took {:.0} s; {} polls answered, {unanswered} not", took.as_secs_f64(), polls.len());
+    assert!(ok, "the upgrade run again after the SIGINT: {out}");
+    let resumed = report["phases"].as_array().unwrap().iter().find(|p| p["name"] == "upgrade-workers").unwrap();
+    let again = resumed["hosts"].as_array().unwrap().iter().find(|h| h["host"] == first_worker.as_str()).unwrap();
+    assert!(
+        again["done_before"] == true && again["changes"].as_array().is_some_and(Vec::is_empty),
+        "{first_worker}, done before the SIGINT, is not redone: {again}"
+    );
+    println!(
+        "upgrade took {:.0} s (interrupted after {first_worker}, then resumed); {} polls answered, {unanswered} not",
+        took.as_secs_f64(),
+        polls.len()
+    );
     assert!(polls.len() >= 30, "too few answered polls to say anything: {polls:?}");
     assert!(polls.iter().all(|r| *r >= 1), "the workload had no ready replica at some point: {polls:?}");
 
-    // The way back first: a snapshot on the controller before anything changed.
-    let done = changes(&report);
+    // The way back first: a snapshot on the controller before anything changed (the first run's;
+    // the resumed run takes none of a half-upgraded cluster). What was done: both runs' changes.
+    let mut done = changes(&interrupted);
+    done.extend(changes(&report));
+    let notes = report["phases"].to_string();
+    assert!(notes.contains("resuming: no new etcd snapshot"), "{notes}");
     let snapshot = done
         .iter()
         .find(|(p, _, c)| p == "upgrade-preflight" && c.starts_with("etcd snapshot before the upgrade"))
@@ -194,6 +218,108 @@ fn the_cluster_upgrades_from_v1_33_0_to_v1_33_3_while_a_workload_keeps_serving()
     let (ok, _, out) = groundwork_json(&lab, &["apply", "-i", &old, "-o", "json"]);
     assert!(!ok && out.contains("groundwork upgrade"), "{out}");
     assert!(node_versions(&lab).iter().all(|(_, v)| v == NEW));
+
+    // Last, the reset that also wipes: the volumes and PostgreSQL's cluster go with it.
+    let (ok, report, out) =
+        groundwork_json(&lab, &["reset", "-i", &new, "--yes", "--wipe-volumes", "--wipe-database", "--json"]);
+    assert!(ok, "reset --wipe-volumes --wipe-database: {out}");
+    assert!(report["kept"].as_array().is_some_and(Vec::is_empty), "{report}");
+    let gone = lab.sh_in("storage-1", "ls /srv/groundwork /etc/tgt/conf.d/groundwork.conf 2>&1");
+    assert!(text(&gone.stdout).matches("No such file").count() == 2, "{}", text(&gone.stdout));
+    let clusters = text(&lab.sh_in("database-1", "pg_lsclusters -h").stdout);
+    assert!(!clusters.contains("main"), "{clusters}");
+}
+
+/// `groundwork upgrade` in the background, sent SIGINT as soon as its journal says a worker is
+/// done; the worker, and the interrupted run's report.
+fn interrupt_after_the_first_worker(lab: &Lab, dir: &Path, inventory: &str) -> (String, serde_json::Value) {
+    let (mut child, stdout, stderr) = lab.spawn_groundwork(&["upgrade", "-i", inventory, "--to", NEW, "-o", "json"]);
+    let journal = dir.join(".groundwork/gwlab/journal.json");
+    let done_worker = || -> Option<String> {
+        let j: serde_json::Value = serde_json::from_slice(&std::fs::read(&journal).ok()?).ok()?;
+        let hosts = j["phases"]["upgrade-workers"].as_object()?;
+        hosts.iter().find(|(_, e)| e["status"] == "done").map(|(h, _)| h.clone())
+    };
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(1200);
+    let worker = loop {
+        if let Some(w) = done_worker() {
+            break w;
+        }
+        if child.try_wait().unwrap().is_some() || std::time::Instant::now() > until {
+            let _ = child.kill();
+            panic!("the upgrade ended or stalled before a worker was done: {}", text(&stderr.join().unwrap()));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
+    let kill = std::process::Command::new("kill").args(["-s", "INT", &child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    let status = child.wait().unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&stdout.join().unwrap()).unwrap_or_default();
+    assert_eq!(status.code(), Some(130), "exit after SIGINT: {}", text(&stderr.join().unwrap()));
+    (worker, report)
+}
+
+/// What the cluster's stateful services wrote before the reset: a file on an NFS export, bytes in
+/// an iSCSI volume's backing file, a row in PostgreSQL.
+struct KeptData {
+    nfs: String,
+    iscsi_sum: String,
+}
+
+const ISCSI_FILE: &str = "/srv/groundwork/iscsi/kafka-0.img";
+const NFS_FILE: &str = "/srv/groundwork/nfs/filestore-0/gw-reset-marker";
+const PSQL: &str = "runuser -u postgres -- psql -d egov -tAc";
+
+impl KeptData {
+    fn write(lab: &Lab) -> KeptData {
+        let nfs = format!("{:?}", std::time::SystemTime::now());
+        let out = lab.sh_in(
+            "storage-1",
+            &format!(
+                "echo '{nfs}' > {NFS_FILE} && printf 'groundwork reset drill' | dd of={ISCSI_FILE} bs=1 seek=1048576 \
+                 conv=notrunc status=none && sha256sum {ISCSI_FILE}"
+            ),
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let iscsi_sum = text(&out.stdout).split_whitespace().next().unwrap().to_string();
+        let sql = "create table if not exists gw_reset_drill (x text); insert into gw_reset_drill values ('kept')";
+        let out = lab.sh_in("database-1", &format!("{PSQL} \"{sql}\""));
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        KeptData { nfs, iscsi_sum }
+    }
+
+    fn still_there(&self, lab: &Lab) {
+        let nfs = text(&lab.sh_in("storage-1", &format!("cat {NFS_FILE}")).stdout);
+        assert_eq!(nfs.trim(), self.nfs, "the file on the NFS export");
+        let sum = text(&lab.sh_in("storage-1", &format!("sha256sum {ISCSI_FILE}")).stdout);
+        assert_eq!(sum.split_whitespace().next(), Some(self.iscsi_sum.as_str()), "the iSCSI volume's data");
+        let rows = text(&lab.sh_in("database-1", &format!("{PSQL} 'select x from gw_reset_drill'")).stdout);
+        assert_eq!(rows.trim(), "kept", "PostgreSQL's data");
+    }
+}
+
+/// `groundwork reset` of the cluster the earlier tests built (the lab's own inventory and state):
+/// every master and worker bare again, the volumes and PostgreSQL untouched, the cluster's
+/// identity set aside in the state directory.
+fn reset_the_built_cluster(lab: &Lab) -> KeptData {
+    let kept = KeptData::write(lab);
+    let inv = lab.inventory_path.display().to_string();
+    let unconfirmed = lab.groundwork(&["reset", "-i", &inv]);
+    assert!(!unconfirmed.status.success() && text(&unconfirmed.stderr).contains("pass --yes"));
+    let started = std::time::Instant::now();
+    let (ok, report, out) = groundwork_json(lab, &["reset", "-i", &inv, "--yes", "--json"]);
+    assert!(ok, "groundwork reset: {out}");
+    println!("reset of the cluster took {:.1} s", started.elapsed().as_secs_f64());
+    for host in ["master-1", "master-2", "master-3", "worker-1", "worker-2", "worker-3", "worker-4"] {
+        assert_eq!(groundwork_lab_tests::leftovers(lab, host), "", "{host} after the reset");
+    }
+    let kept_hosts: Vec<&str> = report["kept"].as_array().unwrap().iter().filter_map(|k| k[0].as_str()).collect();
+    assert_eq!(kept_hosts, ["storage-1", "database-1"], "{report}");
+    let state = lab.root.join("inventory/.groundwork/gwlab");
+    assert!(!state.join("pki").exists(), "the old cluster's PKI is set aside");
+    let aside = std::path::PathBuf::from(report["identity_moved_to"].as_str().unwrap());
+    assert!(aside.join("pki/ca.crt").is_file() && aside.starts_with(&state), "{}", aside.display());
+    kept
 }
 
 /// The cluster belongs to the test's scratch state: the hosts are made bare again when the test

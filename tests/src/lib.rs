@@ -487,3 +487,58 @@ impl DigitRender {
         all
     }
 }
+
+/// The API polled from a worker every 200 ms through its local endpoint, as its kubelet reaches
+/// it, in the background until [`stop`](Self::stop).
+pub struct ApiPoller<'a> {
+    lab: &'a Lab,
+    worker: &'a str,
+    log: String,
+}
+
+impl<'a> ApiPoller<'a> {
+    pub fn start(lab: &'a Lab, worker: &'a str, name: &str) -> ApiPoller<'a> {
+        let log = format!("/tmp/gw-{name}-polls");
+        let script = format!(
+            "rm -f {log} {log}.stop; while [ ! -e {log}.stop ]; do \
+               if kubectl --kubeconfig /etc/kubernetes/kubelet.conf --request-timeout=2s get --raw /readyz >/dev/null 2>&1; \
+               then r=ok; else r=fail; fi; \
+               echo \"$(date +%s.%N) $r\" >> {log}; sleep 0.2; done"
+        );
+        let out = lab.docker(&["exec", "-d", &lab.container(worker), "sh", "-c", &script]);
+        assert!(out.status.success(), "starting the poller: {}", text(&out.stderr));
+        ApiPoller { lab, worker, log }
+    }
+
+    /// (seconds since the epoch, answered) for every poll.
+    pub fn stop(self) -> Vec<(f64, bool)> {
+        let log = &self.log;
+        let script = format!("touch {log}.stop; sleep 2.5; cat {log}; rm -f {log} {log}.stop");
+        let out = self.lab.sh_in(self.worker, &script);
+        text(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .filter_map(|(t, r)| Some((t.parse().ok()?, r == "ok")))
+            .collect()
+    }
+}
+
+/// The longest run of failed polls.
+pub fn worst_outage(polls: &[(f64, bool)]) -> usize {
+    polls.iter().fold((0, 0), |(run, worst), (_, ok)| if *ok { (0, worst) } else { (run + 1, worst.max(run + 1)) }).1
+}
+
+/// What a reset host still has of the cluster, a line per finding (empty when nothing): files,
+/// running units, KUBE-/CNI- iptables chains, groundwork's /etc/hosts block, the CNI bridge.
+pub fn leftovers(lab: &Lab, host: &str) -> String {
+    let out = lab.sh_in(
+        host,
+        "for f in /etc/kubernetes /var/lib/kubelet /var/lib/etcd /etc/groundwork /etc/cni/net.d/10-groundwork.conflist \
+                  /etc/systemd/system/etcd.service; do [ -e $f ] && echo \"file $f\"; done; \
+         for u in kubelet etcd; do systemctl is-active -q $u && echo \"running $u\"; done; \
+         iptables-save | grep -E '^:(KUBE|CNI)-' | sed 's/^/chain /'; \
+         grep -q '^# BEGIN groundwork' /etc/hosts && echo 'hosts block'; \
+         ip link show cni0 >/dev/null 2>&1 && echo 'bridge cni0'; true",
+    );
+    text(&out.stdout)
+}

@@ -52,7 +52,7 @@ pub struct RunArgs {
     #[command(flatten)]
     pub connect: ConnectArgs,
     /// Run only these phases (comma-separated). Phases: connect, facts, check, identity (always
-    /// runs), prepare-os, packages, bundle, container-runtime, pki, etcd, endpoint, init, join-masters,
+    /// runs), prepare-os, packages, bundle, container-runtime, pki, etcd, etcd-backup, endpoint, init, join-masters,
     /// apiserver, join-workers, cni, wait-ready, storage-server, storage-clients, database, handoff.
     #[arg(long, value_delimiter = ',', value_name = "PHASES")]
     pub only: Vec<String>,
@@ -92,6 +92,19 @@ pub fn run_plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
 /// Runs `workflow` (apply's phases or an upgrade's) and prints its progress and summary.
 pub fn execute(args: RunArgs, dry_run: bool, show_diff: bool, workflow: Workflow) -> anyhow::Result<ExitCode> {
     let loaded = super::load_inventory(&args.connect.inventory)?;
+    execute_loaded(&loaded, args, dry_run, show_diff, workflow, CheckSettings::default())
+}
+
+/// [`execute`] on an inventory already loaded (`node remove` runs apply on the inventory without
+/// the node).
+pub fn execute_loaded(
+    loaded: &groundwork::inventory::LoadedInventory,
+    args: RunArgs,
+    dry_run: bool,
+    show_diff: bool,
+    workflow: Workflow,
+    check: CheckSettings,
+) -> anyhow::Result<ExitCode> {
     for w in &loaded.warnings {
         eprintln!("{}", w.render(&loaded.source));
     }
@@ -102,11 +115,11 @@ pub fn execute(args: RunArgs, dry_run: bool, show_diff: bool, workflow: Workflow
         }
     }
     let opts = ApplyOptions {
-        facts: args.connect.facts_options(&loaded),
+        facts: args.connect.facts_options(loaded),
         dry_run,
         only: args.only,
         skip: args.skip,
-        check: CheckSettings::default(),
+        check,
         workflow,
     };
     let progress = Arc::new(Lines::new(text, dry_run));
@@ -114,7 +127,7 @@ pub fn execute(args: RunArgs, dry_run: bool, show_diff: bool, workflow: Workflow
     let (handle, stop) = interrupt::channel(std::time::Duration::from_secs(args.grace_period));
     let report = runtime.block_on(async {
         super::signals::stop_on_signals(handle, args.grace_period);
-        apply(&loaded, &opts, progress, stop).await
+        apply(loaded, &opts, progress, stop).await
     })?;
     match args.output {
         Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
@@ -234,6 +247,14 @@ fn print_summary(report: &ApplyReport, show_diff: bool, workflow: Workflow) {
         ]);
     }
     print!("{}", t.render());
+    for (host, at) in &report.rejoining {
+        println!(
+            "NOTE: {host} was taken out by `groundwork node remove` ({}) and is still in the inventory: this {} \
+             it again. Delete it from the inventory if it is gone for good.",
+            super::table::utc(*at),
+            if report.dry_run { "plan would join" } else { "run joins" }
+        );
+    }
     if show_diff {
         for p in &report.phases {
             for h in &p.hosts {

@@ -40,6 +40,9 @@ pub enum CertsAction {
     Renew {
         #[command(flatten)]
         connect: ConnectArgs,
+        /// Say what would be renewed and restarted, master by master; change nothing.
+        #[arg(long)]
+        plan: bool,
         /// Print the report as JSON on stdout.
         #[arg(long)]
         json: bool,
@@ -49,7 +52,12 @@ pub enum CertsAction {
 pub fn run(args: CertsArgs) -> anyhow::Result<ExitCode> {
     let (connect, warn_days, fail_days, json, all) = match args.action {
         CertsAction::Check { connect, warn_days, fail_days, json, all } => (connect, warn_days, fail_days, json, all),
-        CertsAction::Renew { connect, json } => return renew(connect, json),
+        CertsAction::Renew { connect, plan: true, json } => {
+            return super::print_plan(&connect, json, "certs renew", |l, t| {
+                Box::pin(async move { Ok(certs::renew_plan(l, t).await?) })
+            });
+        }
+        CertsAction::Renew { connect, plan: false, json } => return renew(connect, json),
     };
     let loaded = super::load_inventory(&connect.inventory)?;
     let opts = CheckOptions { transport: connect.facts_options(&loaded).transport, warn_days, fail_days };

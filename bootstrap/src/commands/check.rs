@@ -31,7 +31,11 @@ pub enum Format {
 
 pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let (loaded, reports) = args.connect.gather("check", args.output == Format::Table)?;
-    let report = evaluate(&loaded.inventory, &reports, &CheckSettings { max_clock_skew_ms: args.max_clock_skew });
+    let report = evaluate(
+        &loaded.inventory,
+        &reports,
+        &CheckSettings { max_clock_skew_ms: args.max_clock_skew, ..CheckSettings::default() },
+    );
     match args.output {
         Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
         Format::Table => print_report(&report, args.problems),

@@ -44,6 +44,9 @@ pub enum EtcdAction {
         /// Do not ask for the cluster's name.
         #[arg(long)]
         yes: bool,
+        /// Check the snapshot and the masters, say what the restore would do; change nothing.
+        #[arg(long)]
+        plan: bool,
         /// Print the report as JSON on stdout.
         #[arg(long)]
         json: bool,
@@ -75,7 +78,12 @@ pub fn run(args: EtcdArgs) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::from(super::exit::OK))
         }
-        EtcdAction::Restore { connect, snapshot, yes, json } => {
+        EtcdAction::Restore { connect, snapshot, plan: true, json, .. } => {
+            super::print_plan(&connect, json, "etcd restore", move |l, transport| {
+                Box::pin(async move { Ok(etcd::restore_plan(l, RestoreOptions { transport, snapshot }).await?) })
+            })
+        }
+        EtcdAction::Restore { connect, snapshot, yes, json, plan: false } => {
             let loaded = super::load_inventory(&connect.inventory)?;
             let cluster = loaded.inventory.cluster.name.clone();
             // The file is checked before anyone is asked anything.

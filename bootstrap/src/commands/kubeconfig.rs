@@ -32,6 +32,9 @@ pub struct KubeconfigArgs {
     /// Delete the user's bindings instead (the certificate still authenticates until it expires).
     #[arg(long, conflicts_with_all = ["group", "namespace", "out"])]
     pub revoke: bool,
+    /// Say what would be signed, bound and written; change nothing.
+    #[arg(long, conflicts_with = "revoke")]
+    pub plan: bool,
     /// Print the report as JSON on stdout.
     #[arg(long)]
     pub json: bool,
@@ -77,6 +80,9 @@ pub fn run(args: KubeconfigArgs) -> anyhow::Result<ExitCode> {
         days: args.days,
         out: args.out,
     };
+    if args.plan {
+        return super::show_plan("kubeconfig", users::issue_plan(&loaded, &opts)?, args.json);
+    }
     let report = runtime.block_on(users::issue(&loaded, opts))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

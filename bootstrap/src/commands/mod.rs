@@ -10,7 +10,9 @@ pub mod etcd;
 pub mod facts;
 pub mod handoff;
 pub mod kubeconfig;
+pub mod node;
 pub mod progress;
+pub mod reset;
 pub mod schema;
 pub mod signals;
 pub mod state;
@@ -35,6 +37,35 @@ pub fn load_inventory(path: &Path) -> anyhow::Result<LoadedInventory> {
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// A day-2 command's `--plan`: the steps `plan` returns, as lines or JSON; nothing changes.
+pub fn print_plan(
+    connect: &connect_args::ConnectArgs,
+    json: bool,
+    command: &str,
+    plan: impl for<'a> FnOnce(
+        &'a LoadedInventory,
+        groundwork::transport::TransportOptions,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<Vec<String>>> + 'a>>,
+) -> anyhow::Result<std::process::ExitCode> {
+    let loaded = load_inventory(&connect.inventory)?;
+    let transport = connect.facts_options(&loaded).transport;
+    let steps = runtime()?.block_on(plan(&loaded, transport))?;
+    show_plan(command, steps, json)
+}
+
+/// A plan's steps on stdout, as lines or JSON.
+pub fn show_plan(command: &str, steps: Vec<String>, json: bool) -> anyhow::Result<std::process::ExitCode> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"plan": command, "steps": steps}))?);
+    } else {
+        println!("plan: what `groundwork {command}` would do (nothing was changed)");
+        for s in steps {
+            println!("  - {s}");
+        }
+    }
+    Ok(std::process::ExitCode::from(exit::OK))
 }
 
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

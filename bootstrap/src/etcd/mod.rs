@@ -2,12 +2,18 @@
 //! API server's client certificate, which every master holds) and snapshots (`snapshot`), shared by
 //! the etcd phase, `groundwork etcd` and the upgrade's snapshot before it starts.
 
+pub mod members;
 pub mod snapshot;
 
 /// etcdctl against this member, as the API server's etcd client.
 pub fn etcdctl(args: &str) -> String {
+    etcdctl_at("https://127.0.0.1:2379", args)
+}
+
+/// etcdctl against the member at `endpoint` (a client URL), from a master.
+pub fn etcdctl_at(endpoint: &str, args: &str) -> String {
     format!(
-        "ETCDCTL_API=3 /usr/local/bin/etcdctl --endpoints=https://127.0.0.1:2379 \
+        "ETCDCTL_API=3 /usr/local/bin/etcdctl --endpoints={endpoint} \
          --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/apiserver-etcd-client.crt \
          --key=/etc/kubernetes/pki/apiserver-etcd-client.key --command-timeout=5s {args}"
     )

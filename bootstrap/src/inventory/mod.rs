@@ -17,7 +17,7 @@ pub use model::*;
 
 /// An inventory that passed every check (warnings may remain), with what is needed to locate
 /// later findings in it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct LoadedInventory {
     pub inventory: Inventory,
     pub file: PathBuf,

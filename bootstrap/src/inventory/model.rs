@@ -100,6 +100,30 @@ pub struct ClusterSettings {
     /// secret here. A change restarts the members one at a time, the cluster healthy in between.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub etcd_extra_args: BTreeMap<String, String>,
+    /// A snapshot of etcd on every master by a systemd timer (`cluster.etcd: external`), kept on
+    /// the master itself: the controller's `groundwork etcd backup` is the copy off the cluster.
+    /// Absent: no timer (one installed before is removed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd_backup: Option<EtcdBackup>,
+}
+
+/// `cluster.etcdBackup`: local etcd snapshots on each master.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EtcdBackup {
+    /// Directory on each master (mode 0700: a snapshot holds every Secret of the cluster).
+    #[serde(default = "default_etcd_backup_directory")]
+    pub directory: PathBuf,
+    /// systemd calendar expression, e.g. `daily` or `*-*-* 01:30`.
+    #[serde(default = "default_backup_schedule")]
+    pub schedule: String,
+    /// Number of snapshots kept on each master.
+    #[serde(default = "default_backup_retention")]
+    pub keep: u32,
+}
+
+fn default_etcd_backup_directory() -> PathBuf {
+    "/var/backups/groundwork-etcd".into()
 }
 
 /// API server settings (kubeadm's `ClusterConfiguration.apiServer`).

@@ -26,7 +26,7 @@ pub struct StructuralIssue {
     pub help: String,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct SourceMap {
     entries: HashMap<String, Entry>,
     pub issues: Vec<StructuralIssue>,

@@ -42,6 +42,8 @@ pub enum Reach {
     Masters,
     /// Masters and workers: every Kubernetes node.
     Nodes,
+    /// Every host of the inventory (the storage and database hosts too).
+    All,
 }
 
 /// Open sessions, the locks, the PKI; [`close`](Self::close) gives them back.
@@ -69,7 +71,18 @@ impl Access {
         reach: Reach,
         command: &str,
     ) -> Result<Access, AccessError> {
-        Self::open_with(loaded, opts, reach, Some(command)).await
+        Self::open_with(loaded, opts, reach, Some(command), true).await
+    }
+
+    /// The locks and sessions, and the PKI only if the state holds one: for `reset`, which must
+    /// also take down a cluster that never finished (or one reset before).
+    pub async fn open_any_pki(
+        loaded: &LoadedInventory,
+        opts: TransportOptions,
+        reach: Reach,
+        command: &str,
+    ) -> Result<Access, AccessError> {
+        Self::open_with(loaded, opts, reach, Some(command), false).await
     }
 
     /// The same without the lock or the lease, for a command that only reads (it can run while
@@ -79,7 +92,7 @@ impl Access {
         opts: TransportOptions,
         reach: Reach,
     ) -> Result<Access, AccessError> {
-        Self::open_with(loaded, opts, reach, None).await
+        Self::open_with(loaded, opts, reach, None, true).await
     }
 
     async fn open_with(
@@ -87,10 +100,12 @@ impl Access {
         opts: TransportOptions,
         reach: Reach,
         locking: Option<&str>,
+        need_pki: bool,
     ) -> Result<Access, AccessError> {
         let inv = &loaded.inventory;
         let state = StateDir::for_cluster(&loaded.base_dir, &inv.cluster.name);
-        if !state.pki_dir().join(crate::pki::paths::CA_CRT).exists() {
+        let has_pki = state.pki_dir().join(crate::pki::paths::CA_CRT).exists();
+        if need_pki && !has_pki {
             return Err(AccessError::NoPki { path: state.root().to_path_buf() });
         }
         state.create().map_err(|source| AccessError::State { path: state.root().to_path_buf(), source })?;
@@ -99,18 +114,19 @@ impl Access {
             None => None,
         };
         let pki = match locking {
-            Some(_) => {
+            Some(_) if has_pki => {
                 let spec = crate::phases::pki::spec(inv)
                     .map_err(|e| AccessError::Pki { path: state.pki_dir(), message: e.0 })?;
                 let (pki, _) = ClusterPki::load_or_create(&state.pki_dir(), &spec)
                     .map_err(|e| AccessError::Pki { path: state.pki_dir(), message: e.to_string() })?;
                 Some(pki)
             }
-            None => None,
+            _ => None,
         };
         let wanted = |t: &Target| match reach {
             Reach::Masters => t.roles.contains(&Role::Master),
             Reach::Nodes => t.roles.contains(&Role::Master) || t.roles.contains(&Role::Worker),
+            Reach::All => true,
         };
         let targets: Vec<Target> = target::hosts(loaded).into_iter().filter(wanted).collect();
         let masters = targets.iter().filter(|t| t.roles.contains(&Role::Master)).count();
@@ -151,6 +167,11 @@ impl Access {
         self.sessions.iter().map(|(t, s)| (t, s)).collect()
     }
 
+    /// The session to host `name`, if it was reached.
+    pub fn session(&self, name: &str) -> Option<&NodeSession> {
+        self.sessions.iter().find(|(t, _)| t.name == name).map(|(_, s)| s)
+    }
+
     /// Masters of the inventory that could not be reached.
     pub fn unreachable_masters(&self, loaded: &LoadedInventory) -> Vec<String> {
         let masters: Vec<&str> = loaded
@@ -166,6 +187,11 @@ impl Access {
     /// The cluster's PKI (commands opened with [`open`](Self::open)).
     pub fn pki(&self) -> &ClusterPki {
         self.pki.as_ref().expect("a read-only Access holds no PKI: open it with Access::open")
+    }
+
+    /// The cluster's PKI, if this Access loaded one.
+    pub fn try_pki(&self) -> Option<&ClusterPki> {
+        self.pki.as_ref()
     }
 
     /// The controller's admin client of the API server, on a master's 127.0.0.1.

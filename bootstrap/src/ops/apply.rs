@@ -116,6 +116,10 @@ pub struct ApplyReport {
     pub kubeconfig_tunnel: Option<String>,
     /// The handoff's NEXT-STEPS.md, once the handoff phase has written it.
     pub next_steps: Option<std::path::PathBuf>,
+    /// Hosts `node remove` took out that the inventory still lists: this run joins them again
+    /// (host, when it was removed, seconds since the epoch).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rejoining: Vec<(String, i64)>,
 }
 
 impl ApplyReport {
@@ -220,6 +224,10 @@ pub async fn apply(
         kubeconfig: None,
         kubeconfig_tunnel: None,
         next_steps: None,
+        rejoining: crate::state::removed::load(&state)
+            .into_iter()
+            .filter(|(h, _)| inv.hosts.iter().any(|i| &i.name == h))
+            .collect(),
     };
 
     // connect + facts
@@ -374,6 +382,13 @@ pub async fn apply(
     if kubeconfig.exists() {
         report.kubeconfig = Some(kubeconfig);
         report.kubeconfig_tunnel = tunnel_hint(loaded, &cluster);
+    }
+    if !opts.dry_run && opts.workflow == Workflow::Apply && report.succeeded() && !report.rejoining.is_empty() {
+        // Members again: the record has said what it had to.
+        let joined = report.rejoining.iter().map(|(h, _)| h.as_str());
+        if let Err(e) = crate::state::removed::forget(&state, joined) {
+            tracing::warn!("could not update the record of removed hosts: {e}");
+        }
     }
     release(lease).await;
     finish(transport, cluster.nodes).await;

@@ -292,6 +292,33 @@ pub struct RenewReport {
     pub took_ms: u64,
 }
 
+/// What `certs renew` would do, after its check that every master answers; nothing changes and no
+/// lock is taken (`certs check` shows the expiries it would move).
+pub async fn renew_plan(loaded: &LoadedInventory, transport: TransportOptions) -> Result<Vec<String>, RenewError> {
+    let access = Access::open_read_only(loaded, transport, Reach::Masters).await?;
+    let unreachable = access.unreachable_masters(loaded);
+    let masters: Vec<String> = access.masters().iter().map(|(t, _)| t.name.clone()).collect();
+    access.close().await;
+    if !unreachable.is_empty() {
+        return Err(RenewError::MastersUnreachable(unreachable.join(", ")));
+    }
+    let external = loaded.inventory.cluster.etcd == crate::inventory::EtcdMode::External;
+    let mut steps = vec![
+        "make groundwork's leaf certificates anew in the state directory (the etcd members' server and peer \
+         certificates, the etcd clients, the controller's admin certificate); the previous ones moved to \
+         pki-renewed-STAMP/; the admin kubeconfig rewritten; the CAs unchanged"
+            .to_string(),
+    ];
+    for m in masters {
+        steps.push(format!(
+            "{m}: put them in place, `kubeadm certs renew all`{}, restart the control plane's static pods and wait \
+             for the API server",
+            if external { ", restart etcd and wait for every member healthy" } else { "" }
+        ));
+    }
+    Ok(steps)
+}
+
 pub async fn renew(
     loaded: &LoadedInventory,
     transport: TransportOptions,

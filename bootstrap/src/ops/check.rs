@@ -61,11 +61,14 @@ impl CheckReport {
 pub struct CheckSettings {
     /// Largest host clock offset from the controller that still passes.
     pub max_clock_skew_ms: i64,
+    /// A master is being replaced (`node remove`): an even number of masters is passing through,
+    /// a warning rather than a failure.
+    pub replacing_master: bool,
 }
 
 impl Default for CheckSettings {
     fn default() -> Self {
-        CheckSettings { max_clock_skew_ms: 2000 }
+        CheckSettings { max_clock_skew_ms: 2000, replacing_master: false }
     }
 }
 
@@ -444,6 +447,7 @@ pub fn evaluate(inv: &Inventory, reports: &[HostReport], settings: &CheckSetting
     let status = match masters {
         1 => Status::Warn,
         n if n % 2 == 1 => Status::Pass,
+        _ if settings.replacing_master => Status::Warn,
         _ => Status::Fail,
     };
     cluster.push(

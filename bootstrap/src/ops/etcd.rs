@@ -203,6 +203,44 @@ pub fn verify_snapshot_file(file: &Path) -> Result<String, EtcdOpError> {
     Ok(actual)
 }
 
+/// What a restore of `opts.snapshot` would do, after the checks it would make first (the file
+/// against its checksum, external etcd, every master reachable); nothing changes and no lock is taken.
+pub async fn restore_plan(loaded: &LoadedInventory, opts: RestoreOptions) -> Result<Vec<String>, EtcdOpError> {
+    refuse_stacked(loaded)?;
+    let sha256 = verify_snapshot_file(&opts.snapshot)?;
+    let access = Access::open_read_only(loaded, opts.transport.clone(), Reach::Nodes).await?;
+    let unreachable = access.unreachable_masters(loaded);
+    let masters: Vec<String> = access.masters().iter().map(|(t, _)| t.name.clone()).collect();
+    let nodes = access.hosts().len();
+    access.close().await;
+    if !unreachable.is_empty() {
+        return Err(EtcdOpError::MastersUnreachable(unreachable.join(", ")));
+    }
+    let bytes = std::fs::metadata(&opts.snapshot).map_err(io(&opts.snapshot))?.len();
+    let taken = std::fs::read(opts.snapshot.with_extension("json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .map(|j| format!(", revision {} from {}", j["status"]["revision"], j["member"].as_str().unwrap_or("?")))
+        .unwrap_or_default();
+    Ok(vec![
+        format!(
+            "copy the snapshot ({bytes} bytes, sha256 {sha256}{taken}) to {} and check it there with etcdutl",
+            masters.join(", ")
+        ),
+        "park the control plane's static pods on every master (the API is down from here), stop every etcd member"
+            .into(),
+        format!(
+            "move each member's {DATA_DIR} aside ({DATA_DIR}.before-restore-STAMP, kept) and restore it from the \
+             snapshot with a new cluster token, the revision bumped by {BUMP_REVISION} and marked compacted"
+        ),
+        format!(
+            "start the members, bring the control plane back, restart the kubelets of {nodes} node(s), wait for every \
+             node Ready"
+        ),
+        "every change made after the snapshot is lost".into(),
+    ])
+}
+
 pub async fn restore(
     loaded: &LoadedInventory,
     opts: RestoreOptions,

@@ -227,7 +227,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> UserError + '_ {
     move |source| UserError::Io { path: path.to_path_buf(), source }
 }
 
-pub async fn issue(loaded: &LoadedInventory, opts: UserOptions) -> Result<UserReport, UserError> {
+fn check_options(opts: &UserOptions) -> Result<(), UserError> {
     check_name(&opts.name)?;
     for g in &opts.groups {
         check_group(g)?;
@@ -235,6 +235,32 @@ pub async fn issue(loaded: &LoadedInventory, opts: UserOptions) -> Result<UserRe
     if !(1..=3650).contains(&opts.days) {
         return Err(UserError::BadDays(opts.days));
     }
+    Ok(())
+}
+
+/// What [`issue`] would do with `opts` (checked as it checks them); nothing is touched.
+pub fn issue_plan(loaded: &LoadedInventory, opts: &UserOptions) -> Result<Vec<String>, UserError> {
+    check_options(opts)?;
+    let state = crate::state::StateDir::for_cluster(&loaded.base_dir, &loaded.inventory.cluster.name);
+    let kubeconfig =
+        opts.out.clone().unwrap_or_else(|| state.root().join("users").join(format!("{}.kubeconfig", opts.name)));
+    let groups = if opts.groups.is_empty() { String::new() } else { format!(", O={}", opts.groups.join("+")) };
+    let binding = match &opts.namespace {
+        None => format!("ClusterRoleBinding {}", binding_name(&opts.name)),
+        Some(ns) => format!("RoleBinding {ns}/{} (the namespace must exist)", binding_name(&opts.name)),
+    };
+    Ok(vec![
+        format!("bind ClusterRole {} to user {} through {binding}", opts.role.cluster_role(), opts.name),
+        format!(
+            "sign a client certificate CN={}{groups}, valid {} days, with the cluster CA on this machine",
+            opts.name, opts.days
+        ),
+        format!("write its kubeconfig (the key in it, mode 0600) to {}", kubeconfig.display()),
+    ])
+}
+
+pub async fn issue(loaded: &LoadedInventory, opts: UserOptions) -> Result<UserReport, UserError> {
+    check_options(&opts)?;
     let started = Instant::now();
     let access = Access::open(loaded, opts.transport.clone(), Reach::Masters, "groundwork kubeconfig").await?;
     let result = issue_with(loaded, &access, &opts).await;

@@ -9,7 +9,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use groundwork_protocol::Task;
 
-use super::node::{file, tail};
+use super::node::{TimedJob, file, tail};
 use super::{Change, Cluster, Node, StepError};
 use crate::database::roles::{LoginRole, RoleKind, login_roles};
 use crate::database::tuning::Tuning;
@@ -265,29 +265,16 @@ async fn backups(node: &Node, db: &Database) -> Result<Vec<Change>, StepError> {
         "directory": backup.directory, "keep": backup.keep, "schedule": backup.schedule,
         "databases": databases, "port": db.postgresql.port, "service": service(db.postgresql.version),
     });
-    let mut changes = node
-        .ensure_all(vec![
-            Task::Directory { path: backup.directory.display().to_string(), mode: 0o700 },
-            file(BACKUP_SCRIPT, playbooks::render("pg-backup.sh", &values)?, 0o755),
-            file(
-                &format!("/etc/systemd/system/{BACKUP_UNIT}.service"),
-                playbooks::render("pg-backup.service", &values)?,
-                0o644,
-            ),
-        ])
-        .await?;
-    changes.extend(
-        node.ensure_service_with(
-            &format!("{BACKUP_UNIT}.timer"),
-            vec![file(
-                &format!("/etc/systemd/system/{BACKUP_UNIT}.timer"),
-                playbooks::render("pg-backup.timer", &values)?,
-                0o644,
-            )],
-        )
-        .await?,
-    );
-    Ok(changes)
+    let directory = backup.directory.display().to_string();
+    node.ensure_timed_job(TimedJob {
+        directory: &directory,
+        script_path: BACKUP_SCRIPT,
+        script: playbooks::render("pg-backup.sh", &values)?,
+        unit: BACKUP_UNIT,
+        service: playbooks::render("pg-backup.service", &values)?,
+        timer: playbooks::render("pg-backup.timer", &values)?,
+    })
+    .await
 }
 
 /// The unit `groundwork db backup` starts.

@@ -13,6 +13,7 @@ mod cni_manifest;
 mod database;
 mod endpoint;
 pub mod etcd;
+mod etcd_backup;
 pub mod identity;
 mod kubeadm;
 mod node;
@@ -149,6 +150,16 @@ pub fn all() -> &'static [Phase] {
             after_all: &["pki"],
             gate: false,
             run: etcd::run,
+        },
+        Phase {
+            name: "etcd-backup",
+            about: "with cluster.etcdBackup: a timer on every master snapshotting its etcd member locally",
+            scope: Scope::Masters,
+            serial: false,
+            critical: false,
+            after_all: &[],
+            gate: false,
+            run: etcd_backup::run,
         },
         Phase {
             name: "endpoint",
@@ -301,6 +312,8 @@ pub struct Shared {
     pub bundle: Option<Arc<crate::bundle::Bundle>>,
     /// The identity check's answer, computed once (see `identity::ensure`).
     pub identity: Arc<tokio::sync::OnceCell<identity::CheckResult>>,
+    /// The etcd cluster that ran before this run's etcd phase (see `etcd::running_cluster`).
+    pub etcd_running: Arc<tokio::sync::OnceCell<etcd::Running>>,
     /// One gate per rolling restart (by phase): see `rolling`.
     pub rolling: BTreeMap<&'static str, rolling::Gate>,
 }

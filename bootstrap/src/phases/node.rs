@@ -309,6 +309,21 @@ impl Node {
         Ok(changes)
     }
 
+    /// A script a systemd timer runs (a backup): its directory (0700), the script, the oneshot
+    /// service and the timer, enabled and running, restarted when any of them changed.
+    pub async fn ensure_timed_job(&self, job: TimedJob<'_>) -> Result<Vec<Change>, StepError> {
+        let mut changes = self
+            .ensure_all(vec![
+                Task::Directory { path: job.directory.to_string(), mode: 0o700 },
+                file(job.script_path, job.script, 0o755),
+                file(&format!("/etc/systemd/system/{}.service", job.unit), job.service, 0o644),
+            ])
+            .await?;
+        let timer = vec![file(&format!("/etc/systemd/system/{}.timer", job.unit), job.timer, 0o644)];
+        changes.extend(self.ensure_service_with(&format!("{}.timer", job.unit), timer).await?);
+        Ok(changes)
+    }
+
     /// Runs a shell command with root rights; a non-zero exit is an error carrying the tail of
     /// its output. `what` names the step for the operator ("kubeadm init").
     pub async fn sh(&self, what: &str, command: &str) -> Result<String, StepError> {
@@ -372,6 +387,17 @@ impl Node {
 }
 
 /// A root-owned file with this content and mode.
+/// What [`Node::ensure_timed_job`] writes.
+pub struct TimedJob<'a> {
+    pub directory: &'a str,
+    pub script_path: &'a str,
+    pub script: String,
+    /// The unit's name, without `.service` / `.timer`.
+    pub unit: &'a str,
+    pub service: String,
+    pub timer: String,
+}
+
 pub fn file(path: &str, content: String, mode: u32) -> Task {
     Task::File { path: path.into(), content, mode, owner: "root".into(), group: "root".into() }
 }

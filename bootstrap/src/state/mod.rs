@@ -6,6 +6,7 @@ pub mod archive;
 pub mod identity;
 pub mod journal;
 pub mod lock;
+pub mod removed;
 pub mod secrets_store;
 
 use std::io::Write;

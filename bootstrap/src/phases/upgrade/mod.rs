@@ -191,6 +191,13 @@ fn preflight<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<V
             node.note("no etcd snapshot taken: with stacked etcd kubeadm keeps its own backup under /etc/kubernetes/tmp");
             return Ok(vec![]);
         }
+        // A resumed upgrade: some node already runs the target. The first run's snapshot, taken
+        // before anything changed, stays the way back; one of a half-upgraded cluster is not.
+        let at_target = |v: &Version| *v == target;
+        if running.api_servers.iter().any(|(_, v)| at_target(v)) || running.kubelets.iter().any(|(_, v)| at_target(v)) {
+            node.note("resuming: no new etcd snapshot (the one taken before the upgrade began is the way back)");
+            return Ok(vec![]);
+        }
         if node.dry_run() {
             return Ok(vec![Change::new("an etcd snapshot onto the controller before anything changes")]);
         }
