@@ -14,12 +14,20 @@ pub enum ClientError {
     Tunnel { via: String, endpoint: String, message: String },
     #[error("PostgreSQL at {endpoint} refused {user}: {message}")]
     Refused { endpoint: String, user: String, message: String },
+    /// The tunnel broke during the login (the bastion or the host went away): no word from the server.
+    #[error("the connection to PostgreSQL at {endpoint} was lost while {user} logged in: {message}")]
+    Lost { endpoint: String, user: String, message: String },
 }
 
 impl ClientError {
     /// The server said the credentials are wrong (as opposed to: it could not be reached).
     pub fn is_auth_failure(&self) -> bool {
         matches!(self, ClientError::Refused { message, .. } if message.contains("password authentication failed"))
+    }
+
+    /// The way to the server failed, not the server: the caller reconnects and tries again.
+    pub fn is_connection_lost(&self) -> bool {
+        matches!(self, ClientError::Tunnel { .. } | ClientError::Lost { .. })
     }
 }
 
@@ -40,11 +48,10 @@ pub async fn connect(
     })?;
     let mut config = tokio_postgres::Config::new();
     config.user(user).password(password.expose()).dbname(database).application_name("groundwork");
-    let (client, connection) = config.connect_raw(stream, NoTls).await.map_err(|e| ClientError::Refused {
-        endpoint,
-        user: user.to_string(),
+    let (client, connection) = config.connect_raw(stream, NoTls).await.map_err(|e| match e.as_db_error() {
         // The server's own words ("password authentication failed for user ..."); no secret in them.
-        message: e.as_db_error().map(|d| d.message().to_string()).unwrap_or_else(|| e.to_string()),
+        Some(db) => ClientError::Refused { endpoint, user: user.to_string(), message: db.message().to_string() },
+        None => ClientError::Lost { endpoint, user: user.to_string(), message: e.to_string() },
     })?;
     tokio::spawn(async move {
         let _ = connection.await;

@@ -10,7 +10,7 @@ use futures::future::BoxFuture;
 use groundwork_protocol::Task;
 
 use super::node::{TimedJob, file, tail};
-use super::{Change, Cluster, Node, StepError};
+use super::{Change, Cluster, ErrorKind, Node, StepError};
 use crate::database::roles::{LoginRole, RoleKind, login_roles};
 use crate::database::tuning::Tuning;
 use crate::database::{client, config_dir, service, sql};
@@ -246,15 +246,22 @@ async fn roles_and_databases(
                     role.name
                 )));
             }
-            Err(e) => return Err(StepError::new(format!("{}: {e}", node.name()))),
+            Err(e) => return Err(login_error(node, "", &e)),
         }
     }
     for role in roles.iter().filter(|r| created_roles.contains(&r.name)) {
         client::connect(&node.session, &host.address, db.postgresql.port, &role.name, &role.password, &role.database)
             .await
-            .map_err(|e| StepError::new(format!("{}: a role just created cannot log in: {e}", node.name())))?;
+            .map_err(|e| login_error(node, "a role just created cannot log in: ", &e))?;
     }
     Ok(changes)
+}
+
+/// A failed login through the tunnel: a lost connection is the transport's (reconnect, run the
+/// step again), anything the server said is the step's.
+fn login_error(node: &Node, what: &str, e: &client::ClientError) -> StepError {
+    let message = format!("{}: {what}{e}", node.name());
+    if e.is_connection_lost() { StepError(message, ErrorKind::Transport) } else { StepError::new(message) }
 }
 
 /// The backup script, its service and timer (when the inventory asks for backups).
