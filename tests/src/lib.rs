@@ -35,6 +35,39 @@ impl Lab {
         Lab { root, state, inventory_path, inventory: loaded.inventory }
     }
 
+    /// The running Vagrant lab of `inventory` (relative to the repository root), or a failed
+    /// test that says how to bring it up. Its hosts are VMs: `ssh` and `sudo_script` reach them,
+    /// the docker helpers do not.
+    pub fn require_vm(inventory: &str) -> Lab {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().expect("repository root");
+        let state = root.join(".vagrant-lab");
+        let inventory_path = root.join(inventory);
+        assert!(
+            state.join("ssh_config").is_file(),
+            "the Vagrant lab is not up: run `vagrant/lab up -i {inventory}` first (`tests/run` does it)"
+        );
+        let loaded = inventory::load(&inventory_path)
+            .unwrap_or_else(|e| panic!("the inventory {} does not load: {e}", inventory_path.display()));
+        Lab { root, state, inventory_path, inventory: loaded.inventory }
+    }
+
+    /// Runs `script` with `sudo sh -eu` on `host` through the bastion (OpenSSH); the script goes
+    /// over stdin, so nothing in it shows on a command line.
+    pub fn sudo_script(&self, host: &str, script: &str) -> Output {
+        use std::io::Write;
+        let mut child = Command::new("ssh")
+            .arg("-F")
+            .arg(self.state.join("ssh_config"))
+            .args(["-o", "BatchMode=yes", host, "sudo sh -eu"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("ssh runs");
+        child.stdin.take().expect("stdin").write_all(script.as_bytes()).expect("write the script");
+        child.wait_with_output().expect("ssh finishes")
+    }
+
     pub fn container(&self, host: &str) -> String {
         format!("gwlab-{host}")
     }

@@ -233,7 +233,7 @@ pub fn all() -> &'static [Phase] {
         },
         Phase {
             name: "storage-server",
-            about: "the backbone's volumes: iSCSI targets (tgt) and NFS exports on the storage host",
+            about: "the backbone's volumes: iSCSI targets (LIO or tgt) and NFS exports on the storage host",
             scope: Scope::Storage,
             serial: false,
             critical: false,

@@ -39,7 +39,9 @@ pub fn run<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Vec
             }
         }
         if has_nfs {
-            names.push("nfs-common");
+            // showmount (and mount.nfs) find rpcbind's port by its name in /etc/services, which
+            // netbase carries and minimal installs (debootstrap's minbase) lack.
+            names.extend(["nfs-common", "netbase"]);
             if !kernel_nfs {
                 names.push("libnfs-utils");
             }

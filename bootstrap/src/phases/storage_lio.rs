@@ -20,7 +20,9 @@ pub async fn targets(cluster: &Cluster, node: &Node, plan: &VolumePlan) -> Resul
     let storage = inv.storage.as_ref().expect("a volume plan comes from a storage section");
     if !node
         .test(&format!(
-            "test -d {CONFIGFS}/iscsi || {{ modprobe iscsi_target_mod 2>/dev/null; test -d {CONFIGFS}/iscsi; }}"
+            // The fabric's directory (…/iscsi) appears at the first target made; the module
+            // and the core's directory say that LIO is there.
+            "test -d {CONFIGFS}/iscsi || {{ modprobe iscsi_target_mod 2>/dev/null && test -d {CONFIGFS}/core; }}"
         ))
         .await?
     {

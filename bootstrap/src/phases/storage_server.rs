@@ -10,6 +10,7 @@ use groundwork_protocol::Task;
 
 use super::node::file;
 use super::{Change, Cluster, Node, StepError};
+use crate::inventory::values::ByteSize;
 use crate::inventory::{BackingKind, IscsiTarget, NfsServer, PackageSource, Role};
 use crate::playbooks;
 use crate::secrets::Secret;
@@ -69,47 +70,92 @@ fn packages(cluster: &Cluster, plan: &VolumePlan) -> Task {
 /// volume group. Grown when the inventory asks for more; never shrunk.
 async fn backing_stores(cluster: &Cluster, node: &Node, plan: &VolumePlan) -> Result<Vec<Change>, StepError> {
     let storage = cluster.inventory.storage.as_ref().expect("checked by the caller");
-    let mut changes = vec![];
-    for v in plan.iscsi() {
-        match storage.backing_store.kind {
-            BackingKind::File => {
-                let path = plan.backing_file(v).display().to_string();
-                changes
-                    .extend(node.ensure_all(vec![Task::SparseFile { path, size: v.size.bytes(), mode: 0o600 }]).await?);
-            }
-            BackingKind::Lvm => {
-                let vg = storage.backing_store.volume_group.as_deref().unwrap_or_default();
-                changes.extend(logical_volume(node, vg, v).await?);
-            }
+    match storage.backing_store.kind {
+        BackingKind::File => {
+            let files = plan
+                .iscsi()
+                .map(|v| Task::SparseFile {
+                    path: plan.backing_file(v).display().to_string(),
+                    size: v.size.bytes(),
+                    mode: 0o600,
+                })
+                .collect();
+            node.ensure_all(files).await
+        }
+        BackingKind::Lvm => {
+            let vg = storage.backing_store.volume_group.as_deref().unwrap_or_default();
+            logical_volumes(node, vg, plan).await
         }
     }
-    Ok(changes)
 }
 
-/// An LVM logical volume of the volume's size (created, or extended when smaller).
-async fn logical_volume(node: &Node, vg: &str, v: &PlannedVolume) -> Result<Vec<Change>, StepError> {
-    let lv = format!("{vg}/{}", v.name);
-    let q = shell_quote(&lv);
-    let size = v.size.bytes();
-    let found =
-        node.sh("lvs", &format!("lvs --noheadings --nosuffix --units b -o lv_size {q} 2>/dev/null || true")).await?;
-    let summary = match found.trim().parse::<u64>() {
-        Ok(have) if have >= size => return Ok(vec![]),
-        Ok(have) => {
-            if !node.dry_run() {
-                node.sh("lvextend", &format!("lvextend -L {size}b {q}")).await?;
-            }
-            format!("extend logical volume {lv} from {have} to {size} bytes")
-        }
-        Err(_) => {
-            if !node.dry_run() {
-                let name = shell_quote(&v.name);
-                node.sh("lvcreate", &format!("lvcreate -y -L {size}b -n {name} {}", shell_quote(vg))).await?;
-            }
-            format!("create logical volume {lv} ({size} bytes)")
-        }
+/// One LVM logical volume per iSCSI volume, created or extended to its size. The volume group's
+/// free space is checked for all of them first, so that a group too small fails before anything
+/// is made rather than halfway through the list.
+async fn logical_volumes(node: &Node, vg: &str, plan: &VolumePlan) -> Result<Vec<Change>, StepError> {
+    let q = shell_quote(vg);
+    let group = node
+        .sh("vgs", &format!("vgs --noheadings --nosuffix --units b -o vg_free,vg_extent_size {q} 2>/dev/null || true"))
+        .await?;
+    let mut numbers = group.split_whitespace().filter_map(|n| n.parse::<u64>().ok());
+    let (Some(free), Some(extent)) = (numbers.next(), numbers.next()) else {
+        return Err(StepError::new(format!(
+            "{}: the volume group {vg} (storage.backingStore.volumeGroup) does not exist:              make it on a disk for the volumes (pvcreate DISK; vgcreate {vg} DISK), or use backingStore.kind: file",
+            node.name()
+        )));
     };
-    Ok(vec![Change::new(summary)])
+    let listed = node
+        .sh("lvs", &format!("lvs --noheadings --nosuffix --units b -o lv_name,lv_size {q} 2>/dev/null || true"))
+        .await?;
+    let have = |name: &str| {
+        listed.lines().find_map(|l| {
+            let mut f = l.split_whitespace();
+            (f.next() == Some(name)).then(|| f.next().and_then(|n| n.parse::<u64>().ok())).flatten()
+        })
+    };
+    // LVM allocates whole extents.
+    let rounded = |bytes: u64| bytes.div_ceil(extent.max(1)) * extent.max(1);
+    let work: Vec<(&PlannedVolume, Option<u64>)> =
+        plan.iscsi().map(|v| (v, have(&v.name))).filter(|(v, had)| had.is_none_or(|h| h < v.size.bytes())).collect();
+    let needed: u64 = work.iter().map(|(v, had)| rounded(v.size.bytes()).saturating_sub(had.unwrap_or(0))).sum();
+    if needed > free {
+        let what: Vec<String> = work
+            .iter()
+            .map(|(v, had)| match had {
+                Some(h) => format!("{} {} -> {}", v.name, ByteSize(*h), v.size),
+                None => format!("{} {}", v.name, v.size),
+            })
+            .collect();
+        return Err(StepError::new(format!(
+            "{}: the volume group {vg} has {} free, the volumes need {} more ({}):              add a disk to it (vgextend {vg} DISK) or make storage.volumes smaller; nothing was created",
+            node.name(),
+            ByteSize(free),
+            ByteSize(needed),
+            what.join(", ")
+        )));
+    }
+    let mut changes = vec![];
+    for (v, had) in work {
+        let lv = format!("{vg}/{}", v.name);
+        let size = v.size.bytes();
+        let summary = match had {
+            Some(h) => {
+                if !node.dry_run() {
+                    node.sh("lvextend", &format!("lvextend -L {size}b {}", shell_quote(&lv))).await?;
+                }
+                format!("extend logical volume {lv} from {h} to {size} bytes")
+            }
+            None => {
+                if !node.dry_run() {
+                    let name = shell_quote(&v.name);
+                    node.sh("lvcreate", &format!("lvcreate -y -L {size}b -n {name} {q}")).await?;
+                }
+                format!("create logical volume {lv} ({size} bytes)")
+            }
+        };
+        changes.push(Change::new(summary));
+    }
+    Ok(changes)
 }
 
 pub fn backing_path(cluster: &Cluster, plan: &VolumePlan, v: &PlannedVolume) -> String {
