@@ -23,29 +23,33 @@ pub struct Lab {
 impl Lab {
     /// The running lab, or a failed test that says how to bring it up.
     pub fn require() -> Lab {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().expect("repository root");
-        let state = root.join(".lab");
-        let inventory_path = root.join("inventory/lab.yaml");
-        assert!(
-            state.join("known_hosts").is_file(),
-            "the lab is not up: run `tests/lab/lab up` first (`tests/run` brings it up and runs every test)"
-        );
-        let loaded = inventory::load(&inventory_path)
-            .unwrap_or_else(|e| panic!("the lab's inventory {} does not load: {e}", inventory_path.display()));
-        Lab { root, state, inventory_path, inventory: loaded.inventory }
+        Lab::open(
+            ".lab",
+            "known_hosts",
+            "inventory/lab.yaml",
+            "the lab is not up: run `tests/lab/lab up` first (`tests/run` brings it up and runs every test)",
+        )
     }
 
     /// The running Vagrant lab of `inventory` (relative to the repository root), or a failed
     /// test that says how to bring it up. Its hosts are VMs: `ssh` and `sudo_script` reach them,
     /// the docker helpers do not.
     pub fn require_vm(inventory: &str) -> Lab {
+        Lab::open(
+            ".vagrant-lab",
+            "ssh_config",
+            inventory,
+            &format!("the Vagrant lab is not up: run `vagrant/lab up -i {inventory}` first (`tests/run` does it for tests/vagrant/inventory.yaml)"),
+        )
+    }
+
+    /// A lab whose state directory `state` (relative to the repository root) holds `marker`
+    /// once it is up, with the inventory at `inventory`.
+    fn open(state: &str, marker: &str, inventory: &str, not_up: &str) -> Lab {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().expect("repository root");
-        let state = root.join(".vagrant-lab");
+        let state = root.join(state);
         let inventory_path = root.join(inventory);
-        assert!(
-            state.join("ssh_config").is_file(),
-            "the Vagrant lab is not up: run `vagrant/lab up -i {inventory}` first (`tests/run` does it)"
-        );
+        assert!(state.join(marker).is_file(), "{not_up}");
         let loaded = inventory::load(&inventory_path)
             .unwrap_or_else(|e| panic!("the inventory {} does not load: {e}", inventory_path.display()));
         Lab { root, state, inventory_path, inventory: loaded.inventory }
