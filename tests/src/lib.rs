@@ -39,7 +39,9 @@ impl Lab {
             ".vagrant-lab",
             "ssh_config",
             inventory,
-            &format!("the Vagrant lab is not up: run `vagrant/lab up -i {inventory}` first (`tests/run` does it for tests/vagrant/inventory.yaml)"),
+            &format!(
+                "the Vagrant lab is not up: run `vagrant/lab up -i {inventory}` first (`tests/run` does it for tests/vagrant/inventory.yaml)"
+            ),
         )
     }
 
