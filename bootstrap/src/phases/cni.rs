@@ -13,6 +13,9 @@ use super::{Change, Cluster, Node, StepError};
 use crate::inventory::Cni;
 use crate::playbooks;
 
+/// How long a registered node may wait for the controller-manager to give it a pod CIDR.
+const POD_CIDR_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// Node name -> pod CIDR, as the API server has them; None before kubeadm init.
 async fn pod_cidrs(cluster: &Cluster) -> Result<Option<BTreeMap<String, String>>, StepError> {
     if cluster.dry_run && !cluster.state.pki_dir().join("ca.crt").exists() {
@@ -28,16 +31,25 @@ pub fn run<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Vec
         if cluster.inventory.cluster.cni != Cni::Bridge {
             return super::cni_manifest::run(cluster, node).await;
         }
-        let Some(cidrs) = pod_cidrs(cluster).await? else {
+        let Some(mut cidrs) = pod_cidrs(cluster).await? else {
             return Ok(vec![Change::new("configure the pod network (after kubeadm init)")]);
         };
+        // The controller-manager gives a node its pod CIDR a little after the node registers:
+        // at once on a server, minutes later on a slow machine (a VM under emulation showed it).
+        let deadline = std::time::Instant::now() + POD_CIDR_WAIT;
+        while !cidrs.contains_key(node.name()) && !node.dry_run() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+            cidrs = pod_cidrs(cluster).await?.unwrap_or_default();
+        }
         let Some(own) = cidrs.get(node.name()) else {
             if node.dry_run() {
                 return Ok(vec![Change::new("configure the pod network (after this node joins)")]);
             }
             return Err(StepError::new(format!(
-                "{}: the API server gives this node no pod CIDR (is it registered? kubectl get node {})",
+                "{}: the API server gave this node no pod CIDR in {} s (is it registered, and the \
+                 controller-manager running? kubectl get node {}; kubectl -n kube-system get pods)",
                 node.name(),
+                POD_CIDR_WAIT.as_secs(),
                 node.name()
             )));
         };
