@@ -183,6 +183,8 @@ pub struct NodeStatus {
     pub kubelet_version: Option<String>,
     pub unschedulable: bool,
     pub annotations: std::collections::BTreeMap<String, String>,
+    /// `key:effect` of every taint.
+    pub taints: Vec<String>,
 }
 
 /// Reads one node object.
@@ -199,6 +201,20 @@ pub fn node_status(n: &serde_json::Value) -> NodeStatus {
             .as_object()
             .map(|a| a.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
             .unwrap_or_default(),
+        taints: n["spec"]["taints"]
+            .as_array()
+            .map(|ts| {
+                ts.iter()
+                    .map(|t| {
+                        format!(
+                            "{}:{}",
+                            t["key"].as_str().unwrap_or_default(),
+                            t["effect"].as_str().unwrap_or_default()
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
     }
 }
 
@@ -214,7 +230,8 @@ mod tests {
     #[test]
     fn node_list_gives_readiness_and_pod_cidrs() {
         let list = serde_json::json!({"items": [
-            {"metadata": {"name": "m1", "annotations": {"a": "b"}}, "spec": {"podCIDR": "10.244.0.0/24", "unschedulable": true},
+            {"metadata": {"name": "m1", "annotations": {"a": "b"}}, "spec": {"podCIDR": "10.244.0.0/24", "unschedulable": true,
+                "taints": [{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}]},
              "status": {"conditions": [{"type": "MemoryPressure", "status": "False"}, {"type": "Ready", "status": "True"}],
                         "nodeInfo": {"kubeletVersion": "v1.33.0"}}},
             {"metadata": {"name": "w1"}, "spec": {}, "status": {"conditions": [{"type": "Ready", "status": "False"}]}},
@@ -229,6 +246,7 @@ mod tests {
                     kubelet_version: Some("v1.33.0".into()),
                     unschedulable: true,
                     annotations: [("a".to_string(), "b".to_string())].into(),
+                    taints: vec!["node-role.kubernetes.io/control-plane:NoSchedule".into()],
                 },
                 NodeStatus { name: "w1".into(), ready: false, ..Default::default() },
             ]

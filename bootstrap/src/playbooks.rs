@@ -103,7 +103,7 @@ mod tests {
             "{more}"
         );
 
-        let init = |token: Option<&str>, args: serde_json::Value| {
+        let init = |token: Option<&str>, args: serde_json::Value, takes_workloads: bool| {
             render(
                 "kubeadm-init.yaml",
                 &serde_json::json!({
@@ -111,15 +111,20 @@ mod tests {
                     "skip_phases": [], "cluster": "c", "kubernetes_version": "v1.33.3", "endpoint": "127.0.0.1:6444",
                     "pod_cidr": "10.244.0.0/16", "service_cidr": "10.96.0.0/12", "cert_sans": ["127.0.0.1"],
                     "api_server_args": args, "external_etcd": false, "etcd_endpoints": [], "cgroup_driver": "systemd",
-                    "kubelet": {},
+                    "kubelet": {}, "takes_workloads": takes_workloads,
                 }),
             )
             .unwrap()
         };
-        let without = init(None, serde_json::json!({}));
+        let without = init(None, serde_json::json!({}), false);
         assert!(!without.contains("bootstrapTokens") && !without.contains("extraArgs"), "{without}");
         assert!(without.contains("kind: InitConfiguration\nlocalAPIEndpoint:"), "{without}");
-        let with = init(Some("abcdef.0123456789abcdef"), serde_json::json!({"event-ttl": "2h"}));
+        // kubeadm's default control-plane taint unless the master is also a worker.
+        assert!(without.contains("      value: 10.0.0.1\n\n---") && !without.contains("taints"), "{without}");
+        let worker_too = init(None, serde_json::json!({}), true);
+        assert!(worker_too.contains("      value: 10.0.0.1\n  # This master"), "{worker_too}");
+        assert!(worker_too.contains("\n  taints: []\n\n---"), "{worker_too}");
+        let with = init(Some("abcdef.0123456789abcdef"), serde_json::json!({"event-ttl": "2h"}), false);
         assert!(with.contains("bootstrapTokens:\n  - token: \"abcdef.0123456789abcdef\""), "{with}");
         assert!(with.contains("  extraArgs:\n    - name: event-ttl\n      value: \"2h\"\n"), "{with}");
     }

@@ -4,6 +4,9 @@
 //! show the members and API servers restarted one master at a time. The original inventory is
 //! then applied again, rolling back the same way. Checked from outside: the flags on the running
 //! processes' command lines, the polls' own log.
+//!
+//! Also here (same cluster, one test at a time): a master given the worker role loses kubeadm's
+//! control-plane taint and a pod is scheduled on it; the role taken away puts the taint back.
 
 use std::time::Duration;
 
@@ -125,4 +128,66 @@ fn etcd_and_api_server_flags_change_one_master_at_a_time_while_the_api_answers()
     let again = lab.groundwork(&["apply", "-i", "inventory/lab.yaml", "-o", "json"]);
     assert!(again.status.success(), "{}", text(&again.stderr));
     assert!(changes(&lab.json(&again)).is_empty(), "reverted: a re-apply changes nothing");
+}
+
+fn kubectl(lab: &Lab, args: &str) -> String {
+    let out = lab.sh_in("master-1", &format!("kubectl --kubeconfig /etc/kubernetes/admin.conf {args}"));
+    assert!(out.status.success(), "kubectl {args}: {}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+fn taints_of(lab: &Lab, node: &str) -> String {
+    kubectl(lab, &format!("get node {node} -o jsonpath='{{.spec.taints}}'"))
+}
+
+fn apply_taints(lab: &Lab, inventory: &str) -> Vec<(String, String, String)> {
+    let out = lab.groundwork(&["apply", "-i", inventory, "--only", "taints", "-o", "json"]);
+    assert!(out.status.success(), "apply -i {inventory} --only taints:\n{}\n{}", text(&out.stderr), text(&out.stdout));
+    changes(&lab.json(&out))
+}
+
+/// A master given the worker role takes workloads (kubeadm's control-plane taint comes off), and
+/// gets the taint back when the role is taken away again. The pod is placed by the scheduler
+/// (a node selector, not `nodeName`, which would bypass taints).
+#[test]
+fn a_master_that_is_also_a_worker_takes_workloads() {
+    let lab = Lab::require();
+    let path = lab.root.join("inventory/.taints-test.yaml");
+    let original = std::fs::read_to_string(&lab.inventory_path).unwrap();
+    let changed = original.replace(
+        "{name: master-3, address: 10.78.0.13, roles: [master]}",
+        "{name: master-3, address: 10.78.0.13, roles: [master, worker]}",
+    );
+    assert_ne!(changed, original, "the lab inventory lists master-3");
+    std::fs::write(&path, changed).unwrap();
+    let _revert = Revert(&lab, path.clone());
+    assert!(taints_of(&lab, "master-3").contains("node-role.kubernetes.io/control-plane"), "kubeadm taints a master");
+
+    let made = apply_taints(&lab, "inventory/.taints-test.yaml");
+    assert_eq!(made.len(), 1, "{made:?}");
+    assert_eq!((made[0].0.as_str(), made[0].1.as_str()), ("taints", "master-3"), "{made:?}");
+    assert!(!taints_of(&lab, "master-3").contains("control-plane"), "{}", taints_of(&lab, "master-3"));
+    assert!(taints_of(&lab, "master-2").contains("control-plane"), "only master-3 changes");
+    assert!(apply_taints(&lab, "inventory/.taints-test.yaml").is_empty(), "a second apply changes nothing");
+
+    let pod = "apiVersion: v1
+kind: Pod
+metadata: {name: on-master-3, namespace: default}
+spec:
+  nodeSelector: {kubernetes.io/hostname: master-3}
+  containers:
+    - {name: pause, image: 'registry.k8s.io/pause:3.10', imagePullPolicy: Never}
+";
+    let out = lab.kubectl_apply(pod);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let waited = kubectl(&lab, "wait --for=condition=Ready pod/on-master-3 --timeout=120s");
+    assert!(waited.contains("condition met"), "{waited}");
+    assert_eq!(kubectl(&lab, "get pod on-master-3 -o jsonpath='{.spec.nodeName}'"), "master-3");
+    kubectl(&lab, "delete pod on-master-3 --wait=true");
+
+    // The role taken away again: the taint is back, so new workloads are kept off.
+    let made = apply_taints(&lab, "inventory/lab.yaml");
+    assert_eq!(made.iter().map(|c| c.1.as_str()).collect::<Vec<_>>(), ["master-3"], "{made:?}");
+    assert!(taints_of(&lab, "master-3").contains("node-role.kubernetes.io/control-plane"), "the taint is back");
+    assert!(apply_taints(&lab, "inventory/lab.yaml").is_empty(), "a second apply changes nothing");
 }

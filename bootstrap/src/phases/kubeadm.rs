@@ -80,6 +80,7 @@ async fn control_plane_values(
         "etcd_endpoints": etcd_endpoints,
         "cgroup_driver": super::runtime::cgroup_driver(node),
         "kubelet": c.kubelet,
+        "takes_workloads": cluster.takes_workloads(node.name()),
     }))
 }
 
@@ -214,6 +215,7 @@ async fn join(cluster: &Cluster, node: &Node, control_plane: bool) -> Result<Vec
             "name": node.name(),
             "address": node.address(),
             "control_plane": control_plane,
+            "takes_workloads": control_plane && cluster.takes_workloads(node.name()),
             "api_port": cluster.api_port(),
         }),
     )?;

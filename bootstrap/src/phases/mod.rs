@@ -26,6 +26,7 @@ mod runtime;
 mod storage_clients;
 mod storage_lio;
 mod storage_server;
+mod taints;
 pub mod upgrade;
 
 use std::collections::BTreeMap;
@@ -50,6 +51,8 @@ pub enum Scope {
     /// Masters after the first, one at a time.
     OtherMasters,
     Workers,
+    /// Workers that are not also masters: the hosts that join as workers.
+    WorkersOnly,
     /// The host serving the backbone's volumes.
     Storage,
     /// The PostgreSQL host.
@@ -202,9 +205,19 @@ pub fn all() -> &'static [Phase] {
             run: kubeadm::api_server_settings,
         },
         Phase {
+            name: taints::NAME,
+            about: "kubeadm's control-plane taint: off a master that is also a worker, on every other master",
+            scope: Scope::Masters,
+            serial: false,
+            critical: false,
+            after_all: &["join-masters"],
+            gate: false,
+            run: taints::run,
+        },
+        Phase {
             name: "join-workers",
-            about: "kubeadm join on every worker",
-            scope: Scope::Workers,
+            about: "kubeadm join on every worker (a master that is also a worker joined as a master)",
+            scope: Scope::WorkersOnly,
             serial: false,
             critical: false,
             after_all: &["init"],
@@ -325,6 +338,13 @@ impl Cluster {
     pub fn workers(&self) -> Vec<&crate::inventory::Host> {
         self.inventory.hosts.iter().filter(|h| h.roles.contains(&Role::Worker)).collect()
     }
+    /// A master that is also a worker: it takes workloads, so it carries no control-plane taint.
+    pub fn takes_workloads(&self, name: &str) -> bool {
+        self.inventory
+            .hosts
+            .iter()
+            .any(|h| h.name == name && h.roles.contains(&Role::Master) && h.roles.contains(&Role::Worker))
+    }
     pub fn first_master(&self) -> Option<&crate::inventory::Host> {
         self.masters().into_iter().next()
     }
@@ -354,6 +374,9 @@ impl Cluster {
             Scope::FirstMaster => names(self.masters().into_iter().take(1).collect()),
             Scope::OtherMasters => names(self.masters().into_iter().skip(1).collect()),
             Scope::Workers => names(self.workers()),
+            Scope::WorkersOnly => {
+                names(self.workers().into_iter().filter(|h| !h.roles.contains(&Role::Master)).collect())
+            }
             Scope::Storage => crate::storage::VolumePlan::of(&self.inventory).map(|p| p.host).into_iter().collect(),
             Scope::Database => {
                 crate::database::host(&self.inventory).map(|(h, _)| h.name.clone()).into_iter().collect()

@@ -94,7 +94,7 @@ pub fn phases() -> &'static [Phase] {
             Phase {
                 name: WORKERS,
                 about: "kubeadm upgrade node, drain, kubelet, uncordon: one worker at a time",
-                scope: Scope::Workers,
+                scope: Scope::WorkersOnly,
                 serial: true,
                 critical: false,
                 after_all: &[CONTROL_PLANE],
