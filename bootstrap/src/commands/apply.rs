@@ -53,7 +53,7 @@ pub struct RunArgs {
     pub connect: ConnectArgs,
     /// Run only these phases (comma-separated). Phases: connect, facts, check, identity (always
     /// runs), prepare-os, packages, bundle, container-runtime, pki, etcd, etcd-backup, endpoint, init, join-masters,
-    /// apiserver, join-workers, cni, wait-ready, storage-server, storage-clients, database, handoff.
+    /// apiserver, taints, join-workers, cni, wait-ready, storage-server, storage-clients, database, handoff.
     #[arg(long, value_delimiter = ',', value_name = "PHASES")]
     pub only: Vec<String>,
     /// Skip these phases (comma-separated).
