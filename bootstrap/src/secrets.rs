@@ -18,6 +18,10 @@ impl Secret {
     pub fn from_prompt(value: String, what: &str) -> Self {
         Secret { value, origin: format!("prompt for {what}") }
     }
+    /// Wraps the value of environment variable `name`, if it is set.
+    pub fn from_env(name: &str) -> Option<Self> {
+        std::env::var(name).ok().map(|value| Secret { value, origin: format!("environment variable {name}") })
+    }
     pub fn expose(&self) -> &str {
         &self.value
     }

@@ -9,6 +9,7 @@
 
 pub mod build;
 mod manifest;
+pub mod signature;
 mod sums;
 mod verify;
 pub mod write;

@@ -1,0 +1,317 @@
+//! Who made the bundle: `SHA256SUMS` signed in minisign's format (Ed25519 over the BLAKE2b-512 of
+//! the file, and a trusted comment under a second signature), so that an operator can check it
+//! with `minisign -Vm SHA256SUMS -p KEY.pub` as well as groundwork does. `SHA256SUMS` holds every
+//! file's sum and [`super::Bundle::open`] cross-checks it with `manifest.json`, so a good
+//! signature over it covers every byte of the bundle once [`super::Bundle::verify`] has hashed the
+//! files.
+//!
+//! The `minisign` crate is its format's reference implementation (by minisign's author): keys made
+//! with `minisign -G` sign here, and keys made here sign with `minisign -S`.
+
+use std::path::{Path, PathBuf};
+
+use minisign::{KeyPair, PublicKey, PublicKeyBox, SecretKey, SecretKeyBox, SignatureBox};
+
+use super::SUMS;
+use crate::secrets::Secret;
+
+/// The signature's file, beside `SHA256SUMS` (minisign's own default name for it).
+pub const SIGNATURE: &str = "SHA256SUMS.minisig";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SignatureError {
+    #[error(
+        "the bundle {} is not signed (it has no {SIGNATURE}), and the inventory expects a signature by \
+         key {expected} (packages.bundleKey). Sign it where it was built (`groundwork bundle sign \
+         --key FILE`), or pass --allow-unsigned-bundle to use it unchecked (the report says so)",
+        dir.display()
+    )]
+    Missing { dir: PathBuf, expected: String },
+    #[error(
+        "{}: signed by key {found}, but the inventory trusts key {expected} (packages.bundleKey): this \
+         is not a bundle the site trusts. Use the bundle signed with the site's key, or pin the key \
+         that signed this one if it is yours",
+        path.display()
+    )]
+    OtherKey { path: PathBuf, found: String, expected: String },
+    #[error(
+        "{}: the signature by key {key} does not match {SUMS}: the bundle was changed after it was \
+         signed. Do not use it: copy it again from the operator's media",
+        path.display()
+    )]
+    Invalid { path: PathBuf, key: String },
+    #[error("{}: not a minisign signature ({reason}); sign the bundle again", path.display())]
+    Malformed { path: PathBuf, reason: String },
+    #[error("`{text}` is not a minisign public key ({reason}): give the key's second line, `RW...`")]
+    PublicKey { text: String, reason: String },
+    #[error("{}: {reason}", path.display())]
+    SecretKey { path: PathBuf, reason: String },
+    #[error("cannot read {}: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("cannot write {}: {source}", path.display())]
+    Write { path: PathBuf, source: std::io::Error },
+}
+
+/// A public key the site trusts, and its id as minisign prints it (16 hex digits).
+#[derive(Clone)]
+pub struct TrustedKey {
+    key: PublicKey,
+    id: String,
+}
+
+impl std::fmt::Debug for TrustedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TrustedKey({})", self.id)
+    }
+}
+
+impl TrustedKey {
+    /// From minisign's base64 form (`RW...`, the second line of a `.pub` file), or a whole `.pub`
+    /// file's text.
+    pub fn parse(text: &str) -> Result<TrustedKey, SignatureError> {
+        let line = text.lines().map(str::trim).find(|l| !l.is_empty() && !l.starts_with("untrusted comment:"));
+        let bad = |reason: String| SignatureError::PublicKey { text: text.trim().to_string(), reason };
+        let key =
+            PublicKey::from_base64(line.ok_or_else(|| bad("it is empty".into()))?).map_err(|e| bad(e.to_string()))?;
+        Ok(TrustedKey { id: key_id(key.keynum()), key })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The key in minisign's base64 form, for an inventory's `packages.bundleKey`.
+    pub fn to_base64(&self) -> String {
+        self.key.to_base64()
+    }
+}
+
+/// A good signature: by which key, with what trusted comment.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Signed {
+    pub key_id: String,
+    pub trusted_comment: String,
+}
+
+/// minisign prints key ids as the 8 bytes read little-endian, in upper-case hex.
+fn key_id(keynum: &[u8]) -> String {
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&keynum[..8]);
+    format!("{:016X}", u64::from_le_bytes(bytes))
+}
+
+/// Checks `dir/SHA256SUMS.minisig` against `dir/SHA256SUMS` with the trusted key.
+pub fn check(dir: &Path, trusted: &TrustedKey) -> Result<Signed, SignatureError> {
+    let path = dir.join(SIGNATURE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(SignatureError::Missing { dir: dir.to_path_buf(), expected: trusted.id.clone() });
+        }
+        Err(source) => return Err(SignatureError::Read { path, source }),
+    };
+    let signature = SignatureBox::from_string(&text)
+        .map_err(|e| SignatureError::Malformed { path: path.clone(), reason: e.to_string() })?;
+    let found = key_id(signature.keynum());
+    if found != trusted.id {
+        return Err(SignatureError::OtherKey { path, found, expected: trusted.id.clone() });
+    }
+    let sums_path = dir.join(SUMS);
+    let sums = std::fs::File::open(&sums_path).map_err(|source| SignatureError::Read { path: sums_path, source })?;
+    // Legacy (not prehashed) signatures are refused, as minisign itself does by default.
+    minisign::verify(&trusted.key, &signature, std::io::BufReader::new(sums), true, false, false)
+        .map_err(|_| SignatureError::Invalid { path: path.clone(), key: found.clone() })?;
+    let trusted_comment =
+        signature.trusted_comment().map_err(|e| SignatureError::Malformed { path, reason: e.to_string() })?;
+    Ok(Signed { key_id: found, trusted_comment })
+}
+
+/// Signs `dir/SHA256SUMS` with the secret key in `key_file` (minisign's format; `password` for an
+/// encrypted key), writing `dir/SHA256SUMS.minisig`, which is checked before it is kept.
+pub fn sign(
+    dir: &Path,
+    key_file: &Path,
+    password: Option<&Secret>,
+    trusted_comment: &str,
+) -> Result<Signed, SignatureError> {
+    let secret = read_secret_key(key_file, password)?;
+    let public = PublicKey::from_secret_key(&secret)
+        .map_err(|e| SignatureError::SecretKey { path: key_file.to_path_buf(), reason: e.to_string() })?;
+    let sums_path = dir.join(SUMS);
+    let sums =
+        std::fs::File::open(&sums_path).map_err(|source| SignatureError::Read { path: sums_path.clone(), source })?;
+    let signature = minisign::sign(
+        Some(&public),
+        &secret,
+        std::io::BufReader::new(sums),
+        Some(trusted_comment),
+        Some("signature of a groundwork offline bundle's SHA256SUMS"),
+    )
+    .map_err(|e| SignatureError::SecretKey { path: key_file.to_path_buf(), reason: e.to_string() })?;
+    write_atomically(&dir.join(SIGNATURE), signature.to_string().as_bytes(), 0o644)?;
+    let trusted = TrustedKey { id: key_id(public.keynum()), key: public };
+    check(dir, &trusted)
+}
+
+/// The public key of the secret key in `key_file`.
+pub fn public_key_of(key_file: &Path, password: Option<&Secret>) -> Result<TrustedKey, SignatureError> {
+    let secret = read_secret_key(key_file, password)?;
+    let key = PublicKey::from_secret_key(&secret)
+        .map_err(|e| SignatureError::SecretKey { path: key_file.to_path_buf(), reason: e.to_string() })?;
+    Ok(TrustedKey { id: key_id(key.keynum()), key })
+}
+
+/// A new key pair: the secret key in `key_file` (mode 0600; encrypted with `password` as
+/// `minisign -G` does, or not encrypted as `minisign -G -W` does), the public key in
+/// `key_file.pub`. Refuses to overwrite either.
+pub fn generate(key_file: &Path, password: Option<&Secret>) -> Result<TrustedKey, SignatureError> {
+    let public_file = pub_file(key_file);
+    for path in [key_file, public_file.as_path()] {
+        if path.exists() {
+            return Err(SignatureError::SecretKey {
+                path: path.to_path_buf(),
+                reason: "exists already; a key is never overwritten: choose another name or remove it".into(),
+            });
+        }
+    }
+    let pair = match password {
+        Some(p) => KeyPair::generate_encrypted_keypair(Some(p.expose().to_string())),
+        None => KeyPair::generate_unencrypted_keypair(),
+    }
+    .map_err(|e| SignatureError::SecretKey { path: key_file.to_path_buf(), reason: e.to_string() })?;
+    let fail = |e: minisign::PError| SignatureError::SecretKey { path: key_file.to_path_buf(), reason: e.to_string() };
+    let secret_box = pair.sk.to_box(Some("groundwork bundle signing key")).map_err(fail)?;
+    let public_box: PublicKeyBox = pair.pk.to_box().map_err(fail)?;
+    write_atomically(key_file, secret_box.to_string().as_bytes(), 0o600)?;
+    write_atomically(&public_file, public_box.to_string().as_bytes(), 0o644)?;
+    Ok(TrustedKey { id: key_id(pair.pk.keynum()), key: pair.pk })
+}
+
+/// `KEY.pub` beside `KEY` (minisign's own convention is a separate `-p` file; this keeps them
+/// together).
+pub fn pub_file(key_file: &Path) -> PathBuf {
+    let mut name = key_file.as_os_str().to_os_string();
+    name.push(".pub");
+    PathBuf::from(name)
+}
+
+fn read_secret_key(key_file: &Path, password: Option<&Secret>) -> Result<SecretKey, SignatureError> {
+    let text = std::fs::read_to_string(key_file)
+        .map_err(|source| SignatureError::Read { path: key_file.to_path_buf(), source })?;
+    let fail = |reason: String| SignatureError::SecretKey { path: key_file.to_path_buf(), reason };
+    let secret_box = SecretKeyBox::from_string(&text).map_err(|e| fail(e.to_string()))?;
+    match SecretKey::from_unencrypted_box(secret_box.clone()) {
+        Ok(key) => Ok(key),
+        Err(_) => {
+            // Encrypted (scrypt): a password, never prompted for here (the crate would prompt on
+            // stdout, which may carry a JSON report).
+            let password = password.ok_or_else(|| {
+                fail("the key is encrypted: give its password in GROUNDWORK_BUNDLE_KEY_PASSWORD".into())
+            })?;
+            SecretKey::from_box(secret_box, Some(password.expose().to_string())).map_err(|e| {
+                fail(format!("{e} (is it a minisign secret key, and GROUNDWORK_BUNDLE_KEY_PASSWORD its password?)"))
+            })
+        }
+    }
+}
+
+fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<(), SignatureError> {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let fail = |source| SignatureError::Write { path: path.to_path_buf(), source };
+    let mut file = tempfile::NamedTempFile::new_in(dir).map_err(fail)?;
+    file.as_file().set_permissions(std::fs::Permissions::from_mode(mode)).map_err(fail)?;
+    file.write_all(bytes).map_err(fail)?;
+    file.as_file().sync_all().map_err(fail)?;
+    file.persist(path).map_err(|e| fail(e.error))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bundle_dir() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(SUMS), "0123  bin/kubeadm\n").unwrap();
+        dir
+    }
+
+    fn key(dir: &Path, name: &str, password: Option<&Secret>) -> (PathBuf, TrustedKey) {
+        let file = dir.join(name);
+        let trusted = generate(&file, password).unwrap();
+        (file, trusted)
+    }
+
+    #[test]
+    fn a_signed_bundle_checks_with_its_key_and_names_it() {
+        let (bundle, keys) = (bundle_dir(), tempfile::tempdir().unwrap());
+        let (file, trusted) = key(keys.path(), "site.key", None);
+        let signed = sign(bundle.path(), &file, None, "groundwork bundle v1.33.3").unwrap();
+        assert_eq!(signed.key_id, trusted.id());
+        assert_eq!(signed.key_id.len(), 16);
+        assert_eq!(signed.trusted_comment, "groundwork bundle v1.33.3");
+        // The pinned form is the .pub file's second line; the whole file parses too.
+        let public = std::fs::read_to_string(pub_file(&file)).unwrap();
+        assert!(public.starts_with("untrusted comment:"), "{public}");
+        let line = public.lines().nth(1).unwrap();
+        assert_eq!(TrustedKey::parse(line).unwrap().id(), trusted.id());
+        assert_eq!(check(bundle.path(), &TrustedKey::parse(&public).unwrap()).unwrap(), signed);
+        // The secret key is the owner's alone.
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_changed_sums_file_another_key_and_no_signature_are_refused_by_name() {
+        let (bundle, keys) = (bundle_dir(), tempfile::tempdir().unwrap());
+        let (file, trusted) = key(keys.path(), "site.key", None);
+        let (other_file, other) = key(keys.path(), "other.key", None);
+        let missing = check(bundle.path(), &trusted).unwrap_err().to_string();
+        assert!(missing.contains("not signed") && missing.contains(trusted.id()), "{missing}");
+        assert!(missing.contains("--allow-unsigned-bundle"), "{missing}");
+
+        sign(bundle.path(), &other_file, None, "not the site's").unwrap();
+        let wrong = check(bundle.path(), &trusted).unwrap_err().to_string();
+        assert!(wrong.contains(other.id()) && wrong.contains(trusted.id()), "names both keys: {wrong}");
+
+        sign(bundle.path(), &file, None, "the site's").unwrap();
+        std::fs::write(bundle.path().join(SUMS), "4567  bin/kubeadm\n").unwrap();
+        let changed = check(bundle.path(), &trusted).unwrap_err().to_string();
+        assert!(changed.contains("changed after it was signed"), "{changed}");
+
+        std::fs::write(bundle.path().join(SIGNATURE), "untrusted comment: x\nnot base64\n").unwrap();
+        let garbled = check(bundle.path(), &trusted).unwrap_err();
+        assert!(matches!(garbled, SignatureError::Malformed { .. }), "{garbled}");
+    }
+
+    #[test]
+    fn an_encrypted_key_needs_its_password_and_never_shows_it() {
+        let (bundle, keys) = (bundle_dir(), tempfile::tempdir().unwrap());
+        let password = Secret::from_prompt("correct horse battery staple".into(), "the test key");
+        let (file, trusted) = key(keys.path(), "site.key", Some(&password));
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(!text.contains("correct horse"), "{text}");
+
+        let without = sign(bundle.path(), &file, None, "x").unwrap_err().to_string();
+        assert!(without.contains("GROUNDWORK_BUNDLE_KEY_PASSWORD"), "{without}");
+        let wrong = Secret::from_prompt("wrong".into(), "the test key");
+        let refused = sign(bundle.path(), &file, Some(&wrong), "x").unwrap_err().to_string();
+        assert!(!refused.contains("wrong") || refused.contains("Wrong password"), "{refused}");
+        assert!(!bundle.path().join(SIGNATURE).exists(), "nothing written without the key");
+        let signed = sign(bundle.path(), &file, Some(&password), "x").unwrap();
+        assert_eq!(signed.key_id, trusted.id());
+        assert_eq!(public_key_of(&file, Some(&password)).unwrap().id(), trusted.id());
+    }
+
+    #[test]
+    fn keys_are_never_overwritten_and_bad_public_keys_are_named() {
+        let keys = tempfile::tempdir().unwrap();
+        let (file, _) = key(keys.path(), "site.key", None);
+        let again = generate(&file, None).unwrap_err().to_string();
+        assert!(again.contains("never overwritten"), "{again}");
+        let bad = TrustedKey::parse("RWQnot-a-key").unwrap_err().to_string();
+        assert!(bad.contains("RWQnot-a-key") && bad.contains("RW..."), "{bad}");
+    }
+}
