@@ -76,6 +76,18 @@ impl TrustedKey {
         Ok(TrustedKey { id: key_id(key.keynum()), key })
     }
 
+    /// The key an inventory pins (`packages.bundleKey`), read from its file if it names one.
+    pub fn read(key: &crate::inventory::BundleKey, base_dir: &Path) -> Result<TrustedKey, SignatureError> {
+        match key {
+            crate::inventory::BundleKey::Inline(text) => TrustedKey::parse(text),
+            crate::inventory::BundleKey::File { file } => {
+                let path = crate::inventory::resolve_path(base_dir, file);
+                let text = std::fs::read_to_string(&path).map_err(|source| SignatureError::Read { path, source })?;
+                TrustedKey::parse(&text)
+            }
+        }
+    }
+
     pub fn id(&self) -> &str {
         &self.id
     }

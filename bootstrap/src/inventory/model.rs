@@ -429,6 +429,19 @@ pub struct Packages {
     /// Artifacts the bundle holds are always taken from it, whatever `source` says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bundle: Option<PathBuf>,
+    /// The public key the bundle must be signed with (minisign's format): the key itself, the
+    /// second line of its `.pub` file (`RW...`), or `{file: PATH}` naming that file. `apply`
+    /// refuses a bundle without a good signature by this key unless `--allow-unsigned-bundle`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle_key: Option<BundleKey>,
+}
+
+/// A bundle signing key: written out, or in a file (relative to the inventory).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged, deny_unknown_fields)]
+pub enum BundleKey {
+    Inline(String),
+    File { file: PathBuf },
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]

@@ -441,6 +441,18 @@ impl<'a> Checker<'a> {
             ),
             _ => {}
         }
+        if let Some(key) = &pk.bundle_key {
+            if pk.bundle.is_none() {
+                self.error(
+                    "packages.bundleKey",
+                    "a bundle key, but no bundle (`packages.bundle`) for it to check",
+                    "name the bundle's directory in `bundle:`, or remove `bundleKey:`",
+                );
+            }
+            if let Err(e) = crate::bundle::signature::TrustedKey::read(key, self.base_dir) {
+                self.error("packages.bundleKey", e.to_string(), "pin the site's key: `bundleKey: RW...` (the second line of its .pub file) or `bundleKey: {file: KEY.pub}`");
+            }
+        }
         if let Some(b) = &pk.bundle {
             let full = resolve_path(self.base_dir, b);
             if !full.is_dir() {
