@@ -122,3 +122,145 @@ fn the_lab_inventory_takes_its_bundle_from_the_lab_state() {
         "packages.bundle should be the bundle tests/lab/bundle builds"
     );
 }
+
+/// A TCP listener put where the bastion is expected: a stand-in (a test double) that only
+/// observes whether groundwork connects at all. A run refused before it connects never reaches
+/// it; a run that gets past the bundle check does (and then fails its SSH handshake).
+struct ConnectionCounter {
+    port: u16,
+    count: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl ConnectionCounter {
+    fn start() -> ConnectionCounter {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen on loopback");
+        let port = listener.local_addr().unwrap().port();
+        let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = count.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                drop(stream);
+            }
+        });
+        ConnectionCounter { port, count }
+    }
+    fn connections(&self) -> usize {
+        self.count.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// `cp -al`: a copy of the bundle made of hard links (instant; a file is replaced, never written
+/// in place, so the lab's bundle is not touched).
+fn linked_copy(from: &std::path::Path, to: &std::path::Path) {
+    let out = Command::new("cp").arg("-al").arg(from).arg(to).output().unwrap();
+    assert!(out.status.success(), "cp -al: {}", text(&out.stderr));
+}
+
+fn minisign_verifies(dir: &std::path::Path, public_key: &std::path::Path) -> bool {
+    Command::new("minisign")
+        .args(["-Vq", "-m"])
+        .arg(dir.join("SHA256SUMS"))
+        .arg("-p")
+        .arg(public_key)
+        .status()
+        .expect("minisign runs (tests/lab/bundle installs it)")
+        .success()
+}
+
+#[test]
+fn a_bundle_not_signed_by_the_pinned_key_or_changed_is_refused_before_any_host_is_reached() {
+    let lab = Lab::require();
+    let lab_bundle = bundle_dir(&lab);
+    let lab_key = lab.state.join("bundle-key.pub");
+    let dir = lab.scratch("bundle-signature");
+    let gw = |args: &[&str]| lab.groundwork(args);
+
+    // The lab's bundle as tests/lab/bundle signed it with Debian's minisign: groundwork agrees.
+    assert!(minisign_verifies(&lab_bundle, &lab_key), "minisign: the lab bundle's own signature");
+    let out = gw(&["bundle", "verify", "--key", lab_key.to_str().unwrap(), "--bundle", lab_bundle.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lab_key_id = text(&std::fs::read(&lab_key).unwrap()).split_whitespace().nth(5).unwrap().to_string();
+    assert!(text(&out.stdout).contains(&format!("good signature by key {lab_key_id}")), "{}", text(&out.stdout));
+
+    let counter = ConnectionCounter::start();
+    let inventory_for = |name: &str| {
+        let bundle = dir.join(name);
+        let sub = dir.join(format!("inv-{name}"));
+        std::fs::create_dir_all(&sub).unwrap();
+        lab.inventory_copy(&sub, |t| {
+            t.replace("address: 127.0.0.1\n  port: 2222", &format!("address: 127.0.0.1\n  port: {}", counter.port))
+                .replace(&format!("bundle: {}", lab_bundle.display()), &format!("bundle: {}", bundle.display()))
+        })
+    };
+    let apply = |inventory: &std::path::Path, extra: &[&str]| {
+        let mut args = vec!["apply", "-i", inventory.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let out = gw(&args);
+        assert!(!out.status.success(), "apply went through: {}", text(&out.stdout));
+        text(&out.stderr)
+    };
+
+    // The observer works: an intact copy passes the check and the run connects (and fails there).
+    linked_copy(&lab_bundle, &dir.join("intact"));
+    let err = apply(&inventory_for("intact"), &[]);
+    assert!(counter.connections() >= 1, "the intact bundle's run never connected: {err}");
+    assert!(!err.contains("bundle is refused"), "{err}");
+
+    // One byte of kubeadm changed: the sums catch it, before any connection.
+    let before = counter.connections();
+    linked_copy(&lab_bundle, &dir.join("tampered"));
+    let kubeadm = dir.join("tampered/bin/kubeadm");
+    let mut bytes = std::fs::read(&kubeadm).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::remove_file(&kubeadm).unwrap();
+    std::fs::write(&kubeadm, &bytes).unwrap();
+    let err = apply(&inventory_for("tampered"), &[]);
+    assert!(err.contains("refused before anything was changed") && err.contains("bin/kubeadm"), "{err}");
+    let err = apply(&inventory_for("tampered"), &["--allow-unsigned-bundle"]);
+    assert!(err.contains("bin/kubeadm"), "--allow-unsigned-bundle never skips the sums: {err}");
+    assert_eq!(counter.connections(), before, "a tampered bundle's run connected");
+
+    // Signed with another key (made and used by groundwork; minisign reads its signature too).
+    linked_copy(&lab_bundle, &dir.join("other-key"));
+    let other = dir.join("other.key");
+    let out = gw(&["bundle", "keygen", "--key", other.to_str().unwrap(), "--unencrypted"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out =
+        gw(&["bundle", "sign", "--key", other.to_str().unwrap(), "--bundle", dir.join("other-key").to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(minisign_verifies(&dir.join("other-key"), &dir.join("other.key.pub")), "minisign: groundwork's signature");
+    assert!(minisign_verifies(&lab_bundle, &lab_key), "signing the copy left the lab's signature alone");
+    let err = apply(&inventory_for("other-key"), &[]);
+    assert!(err.contains("signed by key") && err.contains(&format!("trusts key {lab_key_id}")), "{err}");
+
+    // Not signed at all.
+    linked_copy(&lab_bundle, &dir.join("unsigned"));
+    std::fs::remove_file(dir.join("unsigned/SHA256SUMS.minisig")).unwrap();
+    let err = apply(&inventory_for("unsigned"), &[]);
+    assert!(err.contains("is not signed") && err.contains(&lab_key_id), "{err}");
+    assert_eq!(counter.connections(), before, "a refused bundle's run connected");
+
+    // --allow-unsigned-bundle: the run goes on, and the report says what was not checked.
+    let inventory = lab.inventory_copy(&dir, |t| {
+        t.replace(&format!("bundle: {}", lab_bundle.display()), &format!("bundle: {}", dir.join("unsigned").display()))
+    });
+    let inventory = inventory.to_str().unwrap();
+    let out = gw(&["plan", "-i", inventory, "--only", "check", "--allow-unsigned-bundle", "-o", "json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report = lab.json(&out);
+    assert!(
+        report["bundle"]["unchecked"].as_str().unwrap_or_default().contains("is not signed"),
+        "{}",
+        report["bundle"]
+    );
+    assert!(report["bundle"]["signed_by"].is_null(), "{}", report["bundle"]);
+    let out = gw(&["plan", "-i", inventory, "--only", "check", "--allow-unsigned-bundle"]);
+    assert!(text(&out.stdout).contains("WARNING: --allow-unsigned-bundle"), "{}", text(&out.stdout));
+    let out = gw(&["plan", "-i", &lab.inventory_path.display().to_string(), "--only", "check", "-o", "json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let signed = &lab.json(&out)["bundle"]["signed_by"];
+    assert_eq!(signed["key_id"], lab_key_id.as_str(), "{signed}");
+    assert!(signed["trusted_comment"].as_str().unwrap().contains("groundwork lab bundle"), "{signed}");
+}

@@ -92,7 +92,7 @@ pub struct Site {
 impl Site {
     /// `inventory/sdc-example.yaml` in `dir`, its `keyFile` pointed at a stub in `dir` and its
     /// text then changed by `edit`, with what else it references stubbed: an SSH key, the offline
-    /// bundle, the CNI manifest, a database password.
+    /// bundle and its public key, the CNI manifest, a database password.
     pub fn example(dir: PathBuf, edit: impl FnOnce(String) -> String) -> Site {
         let example =
             std::fs::read_to_string(root().join("inventory/sdc-example.yaml")).expect("the example inventory");
@@ -104,6 +104,11 @@ impl Site {
         secret_file(&dir.join("id_ed25519"), "not a key: handoff does not connect\n");
         std::fs::create_dir_all(dir.join("bundles/kubernetes-v1.33.3-amd64")).expect("bundle dir");
         write(&dir.join("cni/calico.yaml"), "");
+        // A well-formed public key (handoff checks no signature): made once with `minisign -G`.
+        write(
+            &dir.join("keys/bundle-key.pub"),
+            "untrusted comment: minisign public key 77BFB84FE1A4BA29\nRWQpuqThT7i/dyN8GRYa1PAaZZRUmFUCe14zZBvJBrX0/zWovfeoRJN/\n",
+        );
         secret_file(&dir.join("secrets/egov_app.password"), "egov-app-test-password-7f3a\n");
         Site { dir, inventory }
     }

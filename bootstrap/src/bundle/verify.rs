@@ -121,12 +121,22 @@ pub fn check_all(dir: &Path, artifacts: &[Artifact]) -> Result<Verified, Vec<Ver
     if problems.is_empty() { Ok(verified) } else { Err(problems) }
 }
 
-/// What identifies a file's content without reading it: device, inode, size and mtime. Any
+/// What identifies a file's content without reading it: device, inode, size, mtime and ctime. Any
 /// rewrite of the file changes one of them.
 fn stamp(path: &Path) -> Option<String> {
     use std::os::unix::fs::MetadataExt;
     let m = std::fs::metadata(path).ok()?;
-    Some(format!("{}:{}:{}:{}.{}", m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec()))
+    // ctime too: `touch -d` can put an mtime back after a rewrite, nothing but the kernel sets ctime.
+    Some(format!(
+        "{}:{}:{}:{}.{}:{}.{}",
+        m.dev(),
+        m.ino(),
+        m.size(),
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ctime(),
+        m.ctime_nsec()
+    ))
 }
 
 /// Like [`check_all`], but an artifact whose file is unchanged since a verification recorded in

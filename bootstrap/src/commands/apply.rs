@@ -66,6 +66,11 @@ pub struct RunArgs {
     /// Output: human-readable text, or the whole report as JSON on stdout.
     #[arg(short, long, value_enum, default_value_t = Format::Text)]
     pub output: Format,
+    /// Use the offline bundle even if its signature is missing or not by the key the inventory
+    /// pins (packages.bundleKey). Its files are still checked against SHA256SUMS; the report
+    /// says that the signature was not checked, and why.
+    #[arg(long)]
+    pub allow_unsigned_bundle: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -121,6 +126,7 @@ pub fn execute_loaded(
         skip: args.skip,
         check,
         workflow,
+        allow_unsigned_bundle: args.allow_unsigned_bundle,
     };
     let progress = Arc::new(Lines::new(text, dry_run));
     let runtime = super::runtime()?;
@@ -247,6 +253,24 @@ fn print_summary(report: &ApplyReport, show_diff: bool, workflow: Workflow) {
         ]);
     }
     print!("{}", t.render());
+    if let Some(b) = &report.bundle {
+        match (&b.signed_by, &b.unchecked) {
+            (Some(s), _) => println!(
+                "bundle {}: signed by key {} ({}); {} files checked",
+                b.dir.display(),
+                s.key_id,
+                s.trusted_comment,
+                b.files
+            ),
+            (None, why) => println!(
+                "WARNING: --allow-unsigned-bundle: the bundle {} was used without a good signature ({}); its {} \
+                 files matched its SHA256SUMS, which nothing vouches for",
+                b.dir.display(),
+                why.as_deref().unwrap_or("not checked"),
+                b.files
+            ),
+        }
+    }
     for (host, at) in &report.rejoining {
         println!(
             "NOTE: {host} was taken out by `groundwork node remove` ({}) and is still in the inventory: this {} \

@@ -1,11 +1,15 @@
-//! `groundwork bundle build`: the offline bundle from the official release downloads.
+//! `groundwork bundle build|keygen|sign|verify`: the offline bundle from the official release
+//! downloads, and who made it (a signature an inventory can pin).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use groundwork::bundle::build::release::{ARCHES, ETCD_URL, KUBERNETES_URL};
+use groundwork::bundle::signature::{self, TrustedKey};
 use groundwork::ops::bundle_build::{self, BuildOptions, Built, How};
+use groundwork::ops::bundle_trust;
+use groundwork::secrets::Secret;
 
 #[derive(Debug, clap::Args)]
 pub struct BundleArgs {
@@ -25,7 +29,54 @@ pub enum BundleAction {
     /// images/node-images.tar (every node); then writes manifest.json and SHA256SUMS and verifies
     /// the result. Running it again into the same directory fetches only what changed.
     Build(BuildArgs),
+    /// Make a signing key pair for bundles: the secret key in FILE (mode 0600), the public key in
+    /// FILE.pub, both in minisign's format (`minisign -Vm SHA256SUMS -p FILE.pub` checks a
+    /// signature as groundwork does).
+    ///
+    /// The secret key is encrypted with the password in GROUNDWORK_BUNDLE_KEY_PASSWORD (read from
+    /// the environment, never from a flag), unless --unencrypted. Keep it off the site's machines.
+    /// Pin the public key in the inventory: `packages.bundleKey: {file: FILE.pub}`.
+    Keygen(KeygenArgs),
+    /// Sign a bundle's SHA256SUMS (writes SHA256SUMS.minisig), after checking every file against
+    /// it. An encrypted key's password comes from GROUNDWORK_BUNDLE_KEY_PASSWORD.
+    Sign(SignArgs),
+    /// Check a bundle as `apply` does before it touches a host: the signature by the given public
+    /// key, then every file against SHA256SUMS.
+    Verify(VerifyArgs),
 }
+
+#[derive(Debug, clap::Args)]
+pub struct KeygenArgs {
+    /// The secret key's file (the public key goes to FILE.pub). Neither is ever overwritten.
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
+    /// Leave the secret key unencrypted (for a key kept offline, or a lab).
+    #[arg(long)]
+    pub unencrypted: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SignArgs {
+    /// The secret key (made by `groundwork bundle keygen` or `minisign -G`).
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
+    /// The bundle's directory.
+    #[arg(long, value_name = "DIR")]
+    pub bundle: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct VerifyArgs {
+    /// The public key the bundle must be signed with (a `.pub` file, or its `RW...` line).
+    #[arg(long, value_name = "KEY")]
+    pub key: String,
+    /// The bundle's directory.
+    #[arg(long, value_name = "DIR")]
+    pub bundle: PathBuf,
+}
+
+/// The environment variable an encrypted signing key's password is read from.
+const PASSWORD_VARIABLE: &str = "GROUNDWORK_BUNDLE_KEY_PASSWORD";
 
 #[derive(Debug, clap::Args)]
 pub struct BuildArgs {
@@ -60,7 +111,59 @@ pub struct BuildArgs {
 pub fn run(args: BundleArgs) -> anyhow::Result<ExitCode> {
     match args.action {
         BundleAction::Build(a) => build(a),
+        BundleAction::Keygen(a) => keygen(a),
+        BundleAction::Sign(a) => sign(a),
+        BundleAction::Verify(a) => verify(a),
     }
+}
+
+fn keygen(args: KeygenArgs) -> anyhow::Result<ExitCode> {
+    let password = Secret::from_env(PASSWORD_VARIABLE);
+    if password.is_none() && !args.unencrypted {
+        anyhow::bail!(
+            "no password for the new key: set {PASSWORD_VARIABLE} (read from the environment, never a flag), or \
+             pass --unencrypted for a key kept offline; nothing was written"
+        );
+    }
+    let password = if args.unencrypted { None } else { password };
+    let key = signature::generate(&args.key, password.as_ref())?;
+    println!("secret key: {} ({})", args.key.display(), if password.is_some() { "encrypted" } else { "not encrypted" });
+    println!("public key: {} (key id {})", signature::pub_file(&args.key).display(), key.id());
+    println!("pin it in the inventory:  packages.bundleKey: {}", key.to_base64());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn sign(args: SignArgs) -> anyhow::Result<ExitCode> {
+    let password = Secret::from_env(PASSWORD_VARIABLE);
+    eprintln!("bundle: checking every file of {} against its sums before signing", args.bundle.display());
+    let (signed, verified) = bundle_trust::sign(&args.bundle, &args.key, password.as_ref())
+        .with_context(|| format!("signing the bundle in {}", args.bundle.display()))?;
+    println!(
+        "{}: signed by key {} ({} files, {} MiB)\n  trusted comment: {}",
+        args.bundle.join(signature::SIGNATURE).display(),
+        signed.key_id,
+        verified.files,
+        mib(verified.bytes),
+        signed.trusted_comment
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
+    let key = match std::fs::read_to_string(&args.key) {
+        Ok(text) => TrustedKey::parse(&text)?,
+        Err(_) => TrustedKey::parse(&args.key)?,
+    };
+    let (signed, verified) = bundle_trust::verify(&args.bundle, &key)?;
+    println!(
+        "{}: good signature by key {}, {} files ({} MiB) match SHA256SUMS\n  trusted comment: {}",
+        args.bundle.display(),
+        signed.key_id,
+        verified.files,
+        mib(verified.bytes),
+        signed.trusted_comment
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn build(args: BuildArgs) -> anyhow::Result<ExitCode> {

@@ -38,6 +38,9 @@ pub enum NodeAction {
         /// How long the drain may take before the removal stops there (the node stays cordoned).
         #[arg(long, value_name = "SECONDS", default_value_t = 300)]
         drain_timeout: u64,
+        /// Use the bundle even if its signature is missing or not by the pinned key (as `apply`).
+        #[arg(long)]
+        allow_unsigned_bundle: bool,
         /// Output: human-readable text, or the report of the update as JSON on stdout.
         #[arg(short, long, value_enum, default_value_t = Format::Text)]
         output: Format,
@@ -45,7 +48,7 @@ pub enum NodeAction {
 }
 
 pub fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
-    let NodeAction::Remove { name, connect, plan, force, drain_timeout, output } = args.action;
+    let NodeAction::Remove { name, connect, plan, force, drain_timeout, allow_unsigned_bundle, output } = args.action;
     let loaded = super::load_inventory(&connect.inventory)?;
     let opts = RemoveOptions {
         transport: connect.facts_options(&loaded).transport,
@@ -61,7 +64,7 @@ pub fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
     let taken = runtime.block_on(nodes::take_out(&loaded, &opts, &say))?;
     eprintln!("==> node remove {name}{mode}: the other hosts, as apply brings them to the inventory without {name}");
     let rest = nodes::without(&loaded, &name);
-    let run = RunArgs { connect, only: vec![], skip: vec![], grace_period: 60, output };
+    let run = RunArgs { connect, only: vec![], skip: vec![], grace_period: 60, output, allow_unsigned_bundle };
     let check = CheckSettings { replacing_master: taken.master, ..CheckSettings::default() };
     let code = execute_loaded(&rest, run, plan, false, Workflow::Apply, check)?;
     if code != ExitCode::from(super::exit::OK) {

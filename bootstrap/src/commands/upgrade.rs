@@ -33,6 +33,9 @@ pub struct UpgradeArgs {
     /// Output: human-readable text, or the whole report as JSON on stdout.
     #[arg(short, long, value_enum, default_value_t = Format::Text)]
     pub output: Format,
+    /// Use the bundle even if its signature is missing or not by the pinned key (as `apply`).
+    #[arg(long)]
+    pub allow_unsigned_bundle: bool,
 }
 
 pub fn run(args: UpgradeArgs) -> anyhow::Result<ExitCode> {
@@ -53,6 +56,7 @@ pub fn run(args: UpgradeArgs) -> anyhow::Result<ExitCode> {
         skip: vec![],
         grace_period: args.grace_period,
         output: args.output,
+        allow_unsigned_bundle: args.allow_unsigned_bundle,
     };
     let workflow = Workflow::Upgrade { drain_timeout: std::time::Duration::from_secs(args.drain_timeout.max(1)) };
     execute(run, args.plan, false, workflow)

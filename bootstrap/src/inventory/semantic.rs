@@ -449,9 +449,31 @@ impl<'a> Checker<'a> {
                     "name the bundle's directory in `bundle:`, or remove `bundleKey:`",
                 );
             }
-            if let Err(e) = crate::bundle::signature::TrustedKey::read(key, self.base_dir) {
+            let missing = match key {
+                crate::inventory::BundleKey::File { file } => {
+                    Some(resolve_path(self.base_dir, file)).filter(|path| !path.is_file())
+                }
+                crate::inventory::BundleKey::Inline(_) => None,
+            };
+            if let Some(path) = missing {
+                self.error(
+                    "packages.bundleKey",
+                    format!("bundle key file {} does not exist", path.display()),
+                    "copy the site's public key (KEY.pub from `groundwork bundle keygen` or `minisign -G`) there; \
+                     relative paths start at the inventory's directory",
+                );
+            } else if let Err(e) = crate::bundle::signature::TrustedKey::read(key, self.base_dir) {
                 self.error("packages.bundleKey", e.to_string(), "pin the site's key: `bundleKey: RW...` (the second line of its .pub file) or `bundleKey: {file: KEY.pub}`");
             }
+        }
+        if pk.bundle.is_some() && pk.bundle_key.is_none() {
+            self.warn(
+                "packages.bundle",
+                "no `bundleKey`: nothing proves who made this bundle, and `apply` refuses it unless \
+                 --allow-unsigned-bundle is given",
+                "pin the key the bundle is signed with: `bundleKey: {file: KEY.pub}` (`groundwork bundle keygen` \
+                 and `groundwork bundle sign` make and use one)",
+            );
         }
         if let Some(b) = &pk.bundle {
             let full = resolve_path(self.base_dir, b);

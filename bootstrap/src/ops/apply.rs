@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use super::bundle_trust::{BundleTrust, BundleTrustError};
 use super::check::{CheckReport, CheckSettings, evaluate};
 use super::facts::{self, FactsOptions, HostFacts, HostReport, HostResult, NoProgress, Progress};
 use super::interrupt::Stop;
@@ -33,6 +34,9 @@ pub struct ApplyOptions {
     pub skip: Vec<String>,
     pub check: CheckSettings,
     pub workflow: Workflow,
+    /// Go on with a bundle whose signature is missing or not good (`--allow-unsigned-bundle`);
+    /// the report says so. Its files' sums are checked all the same.
+    pub allow_unsigned_bundle: bool,
 }
 
 /// Which run this is: apply's phases, or an upgrade's (same runner, locks, journal and plan).
@@ -109,6 +113,9 @@ pub struct ApplyReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub interrupted: Option<String>,
     pub check: Option<CheckReport>,
+    /// The offline bundle, and who signed it (or why its signature was not checked).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bundle: Option<BundleTrust>,
     pub took_ms: u64,
     /// The admin kubeconfig, once the control plane exists.
     pub kubeconfig: Option<std::path::PathBuf>,
@@ -159,6 +166,8 @@ pub enum ApplyError {
     Journal(#[from] journal::JournalError),
     #[error("cannot create the state directory {}: {source}", path.display())]
     State { path: std::path::PathBuf, source: std::io::Error },
+    #[error("the offline bundle is refused before anything was changed: {0}")]
+    Bundle(#[from] BundleTrustError),
     #[error("unknown phase `{name}`; phases: {}", phases::names().join(", "))]
     UnknownPhase { name: String },
 }
@@ -220,6 +229,7 @@ pub async fn apply(
         stopped: None,
         interrupted: None,
         check: None,
+        bundle: None,
         took_ms: 0,
         kubeconfig: None,
         kubeconfig_tunnel: None,
@@ -228,6 +238,15 @@ pub async fn apply(
             .into_iter()
             .filter(|(h, _)| inv.hosts.iter().any(|i| &i.name == h))
             .collect(),
+    };
+
+    // The bundle, before any host is touched: who made it (signature), and every file's sum.
+    let bundle = match super::bundle_trust::check(loaded, state.root(), opts.allow_unsigned_bundle, !opts.dry_run)? {
+        Some((bundle, trust)) => {
+            report.bundle = Some(trust);
+            Some(bundle)
+        }
+        None => None,
     };
 
     // connect + facts
@@ -318,7 +337,7 @@ pub async fn apply(
         dry_run: opts.dry_run,
         nodes,
         base_dir: loaded.base_dir.clone(),
-        bundle_dir: inv.packages.bundle.as_ref().map(|p| loaded.resolve(p)),
+        bundle,
         shared: Default::default(),
         drain_timeout: match opts.workflow {
             Workflow::Upgrade { drain_timeout } => drain_timeout,

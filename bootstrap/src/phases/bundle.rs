@@ -1,5 +1,5 @@
 //! bundle: Kubernetes' binaries and images from the offline bundle, the way an air-gapped site
-//! gets them. The controller verifies the bundle once per run, uploads each artifact a node needs
+//! gets them. The controller checks the bundle before the run (`ops::bundle_trust`), uploads each artifact a node needs
 //! through the bastion (skipped when the node already has it with the same checksum), and
 //! installs it. Nothing the bundle carries is ever downloaded on a node.
 
@@ -19,22 +19,11 @@ pub const REMOTE_DIR: &str = "/var/lib/groundwork/bundle";
 /// containerd's namespace for Kubernetes' images.
 pub const IMAGE_NAMESPACE: &str = "k8s.io";
 
+/// The inventory's bundle, as the run checked it before it began.
 pub async fn bundle(cluster: &Cluster) -> Result<Arc<Bundle>, StepError> {
-    let mut shared = cluster.shared.lock().await;
-    if let Some(b) = &shared.bundle {
-        return Ok(b.clone());
-    }
-    let dir = cluster.bundle_dir.as_ref().ok_or_else(|| {
+    cluster.bundle.clone().ok_or_else(|| {
         StepError::new("the inventory names no offline bundle (packages.bundle): Kubernetes' binaries come from one")
-    })?;
-    let b = Bundle::open(dir).map_err(|e| StepError::new(e.to_string()))?;
-    // The controller's own memo of what it verified: a re-run stats the files instead of hashing
-    // them (a plan reads it but writes nothing).
-    let memo = cluster.state.root().join("bundle-verified.json");
-    b.verify_remembered(&memo, !cluster.dry_run).map_err(|e| StepError::new(e.to_string()))?;
-    let b = Arc::new(b);
-    shared.bundle = Some(b.clone());
-    Ok(b)
+    })
 }
 
 pub fn remote_path(a: &Artifact) -> String {

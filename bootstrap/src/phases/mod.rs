@@ -311,8 +311,9 @@ pub struct Cluster {
     pub nodes: BTreeMap<String, Arc<Node>>,
     /// The inventory's directory: relative paths in it (secret files) are resolved from here.
     pub base_dir: std::path::PathBuf,
-    /// The offline bundle's directory, if the inventory names one.
-    pub bundle_dir: Option<std::path::PathBuf>,
+    /// The offline bundle the inventory names, opened and checked (signature and every file's
+    /// sum) before the run touched any host: see `ops::bundle_trust`.
+    pub bundle: Option<Arc<crate::bundle::Bundle>>,
     /// Cluster-wide results computed once (PKI, token, pod CIDRs), filled by phases.
     pub shared: tokio::sync::Mutex<Shared>,
     /// How long draining one node may take (upgrade).
@@ -322,7 +323,6 @@ pub struct Cluster {
 #[derive(Default)]
 pub struct Shared {
     pub pki: Option<Arc<crate::pki::ClusterPki>>,
-    pub bundle: Option<Arc<crate::bundle::Bundle>>,
     /// The identity check's answer, computed once (see `identity::ensure`).
     pub identity: Arc<tokio::sync::OnceCell<identity::CheckResult>>,
     /// The etcd cluster that ran before this run's etcd phase (see `etcd::running_cluster`).
