@@ -166,7 +166,8 @@ pub enum ApplyError {
     Journal(#[from] journal::JournalError),
     #[error("cannot create the state directory {}: {source}", path.display())]
     State { path: std::path::PathBuf, source: std::io::Error },
-    #[error("the offline bundle is refused before anything was changed: {0}")]
+    /// Printed with its cause (`{:#}`): the bundle's own error says what is wrong with it.
+    #[error("the offline bundle is refused before anything was changed")]
     Bundle(#[from] BundleTrustError),
     #[error("unknown phase `{name}`; phases: {}", phases::names().join(", "))]
     UnknownPhase { name: String },
