@@ -147,8 +147,7 @@ pub fn sign(
     trusted_comment: &str,
 ) -> Result<Signed, SignatureError> {
     let secret = read_secret_key(key_file, password)?;
-    let public = PublicKey::from_secret_key(&secret)
-        .map_err(|e| SignatureError::SecretKey { path: key_file.to_path_buf(), reason: e.to_string() })?;
+    let public = public_of(&secret, key_file)?;
     let sums_path = dir.join(SUMS);
     let sums =
         std::fs::File::open(&sums_path).map_err(|source| SignatureError::Read { path: sums_path.clone(), source })?;
@@ -167,10 +166,14 @@ pub fn sign(
 
 /// The public key of the secret key in `key_file`.
 pub fn public_key_of(key_file: &Path, password: Option<&Secret>) -> Result<TrustedKey, SignatureError> {
-    let secret = read_secret_key(key_file, password)?;
-    let key = PublicKey::from_secret_key(&secret)
-        .map_err(|e| SignatureError::SecretKey { path: key_file.to_path_buf(), reason: e.to_string() })?;
+    let key = public_of(&read_secret_key(key_file, password)?, key_file)?;
     Ok(TrustedKey { id: key_id(key.keynum()), key })
+}
+
+/// The public half of the secret key read from `key_file`.
+fn public_of(secret: &SecretKey, key_file: &Path) -> Result<PublicKey, SignatureError> {
+    PublicKey::from_secret_key(secret)
+        .map_err(|e| SignatureError::SecretKey { path: key_file.to_path_buf(), reason: e.to_string() })
 }
 
 /// A new key pair: the secret key in `key_file` (mode 0600; encrypted with `password` as
@@ -227,17 +230,10 @@ fn read_secret_key(key_file: &Path, password: Option<&Secret>) -> Result<SecretK
     }
 }
 
+/// [`crate::state::write_atomic`], its error naming the file.
 fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<(), SignatureError> {
-    use std::io::Write;
-    use std::os::unix::fs::PermissionsExt;
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let fail = |source| SignatureError::Write { path: path.to_path_buf(), source };
-    let mut file = tempfile::NamedTempFile::new_in(dir).map_err(fail)?;
-    file.as_file().set_permissions(std::fs::Permissions::from_mode(mode)).map_err(fail)?;
-    file.write_all(bytes).map_err(fail)?;
-    file.as_file().sync_all().map_err(fail)?;
-    file.persist(path).map_err(|e| fail(e.error))?;
-    Ok(())
+    crate::state::write_atomic(path, bytes, mode)
+        .map_err(|source| SignatureError::Write { path: path.to_path_buf(), source })
 }
 
 #[cfg(test)]
