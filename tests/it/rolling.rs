@@ -92,19 +92,27 @@ impl Drop for Revert<'_> {
     }
 }
 
+/// `inventory/NAME`: the lab inventory with `from` replaced by `to`, beside the original so that
+/// it shares the cluster's state directory; removed (and the original applied again, if the test
+/// failed) when the guard drops.
+fn edited_inventory<'a>(lab: &'a Lab, name: &str, from: &str, to: &str) -> Revert<'a> {
+    let path = lab.root.join("inventory").join(name);
+    let original = std::fs::read_to_string(&lab.inventory_path).unwrap();
+    let changed = original.replace(from, to);
+    assert_ne!(changed, original, "the lab inventory has no {from:?}");
+    std::fs::write(&path, changed).unwrap();
+    Revert(lab, path)
+}
+
 #[test]
 fn etcd_and_api_server_flags_change_one_master_at_a_time_while_the_api_answers() {
     let lab = Lab::require();
-    // Beside the original, so that it shares the cluster's state directory.
-    let path = lab.root.join("inventory/.rolling-test.yaml");
-    let original = std::fs::read_to_string(&lab.inventory_path).unwrap();
-    let changed = original.replace(
+    let _revert = edited_inventory(
+        &lab,
+        ".rolling-test.yaml",
         "  cni: bridge\n",
         "  cni: bridge\n  apiServer:\n    extraArgs: {event-ttl: 2h}\n  etcdExtraArgs: {quota-backend-bytes: \"4294967296\"}\n",
     );
-    assert_ne!(changed, original, "the lab inventory names its CNI");
-    std::fs::write(&path, changed).unwrap();
-    let _revert = Revert(&lab, path.clone());
 
     let report = apply_polled(&lab, "inventory/.rolling-test.yaml");
     let etcd = one_at_a_time(&report, "etcd", "restarted etcd");
@@ -152,15 +160,12 @@ fn apply_taints(lab: &Lab, inventory: &str) -> Vec<(String, String, String)> {
 #[test]
 fn a_master_that_is_also_a_worker_takes_workloads() {
     let lab = Lab::require();
-    let path = lab.root.join("inventory/.taints-test.yaml");
-    let original = std::fs::read_to_string(&lab.inventory_path).unwrap();
-    let changed = original.replace(
+    let _revert = edited_inventory(
+        &lab,
+        ".taints-test.yaml",
         "{name: master-3, address: 10.78.0.13, roles: [master]}",
         "{name: master-3, address: 10.78.0.13, roles: [master, worker]}",
     );
-    assert_ne!(changed, original, "the lab inventory lists master-3");
-    std::fs::write(&path, changed).unwrap();
-    let _revert = Revert(&lab, path.clone());
     assert!(taints_of(&lab, "master-3").contains("node-role.kubernetes.io/control-plane"), "kubeadm taints a master");
 
     let made = apply_taints(&lab, "inventory/.taints-test.yaml");

@@ -21,7 +21,7 @@ use crate::etcd::members::{self, Member};
 use crate::inventory::{LoadedInventory, Role};
 use crate::transport::{NodeSession, shell_quote};
 
-const KUBECTL: &str = "/usr/local/bin/kubectl --kubeconfig /etc/kubernetes/admin.conf";
+use crate::phases::ADMIN_KUBECTL as KUBECTL;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {

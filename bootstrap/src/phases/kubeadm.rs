@@ -18,6 +18,8 @@ const INIT_CONFIG: &str = "/etc/kubernetes/groundwork/kubeadm-init.yaml";
 const CONTROL_PLANE_CONFIG: &str = "/etc/kubernetes/groundwork/kubeadm-control-plane.yaml";
 const APISERVER_MANIFEST: &str = "/etc/kubernetes/manifests/kube-apiserver.yaml";
 pub const ADMIN_CONF: &str = "/etc/kubernetes/admin.conf";
+/// kubectl on a master as the cluster's admin (its own admin.conf, [`ADMIN_CONF`]).
+pub const ADMIN_KUBECTL: &str = "/usr/local/bin/kubectl --kubeconfig /etc/kubernetes/admin.conf";
 const KUBELET_CONF: &str = "/etc/kubernetes/kubelet.conf";
 
 /// kubeadm starts the kubelet but does not enable it: without this a rebooted node stays out.

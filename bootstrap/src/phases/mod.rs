@@ -38,7 +38,7 @@ use crate::inventory::{EndpointMode, EtcdMode, Inventory, Role};
 use crate::state::StateDir;
 
 pub use database::backup_unit;
-pub use kubeadm::write_admin_kubeconfig;
+pub use kubeadm::{ADMIN_KUBECTL, write_admin_kubeconfig};
 pub use node::{AgentSource, Change, ErrorKind, Node, StepError, tail};
 
 /// Which hosts a phase runs on.

@@ -7,7 +7,7 @@
 use futures::FutureExt;
 use futures::future::BoxFuture;
 
-use super::kubeadm::ADMIN_CONF;
+use super::kubeadm::ADMIN_KUBECTL;
 use super::{Change, Cluster, Node, StepError};
 
 pub const NAME: &str = "taints";
@@ -39,13 +39,8 @@ pub fn run<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Vec
             ("control-plane taint removed (also a worker): workloads are scheduled here", "-")
         };
         if !node.dry_run() {
-            node.sh(
-                "kubectl taint",
-                &format!(
-                    "/usr/local/bin/kubectl --kubeconfig {ADMIN_CONF} taint node {name} {CONTROL_PLANE_TAINT}{suffix}"
-                ),
-            )
-            .await?;
+            node.sh("kubectl taint", &format!("{ADMIN_KUBECTL} taint node {name} {CONTROL_PLANE_TAINT}{suffix}"))
+                .await?;
         }
         Ok(vec![Change::new(change)])
     }

@@ -27,7 +27,7 @@ use futures::future::BoxFuture;
 use groundwork_protocol::Task;
 
 use super::bundle::{bundle, remote_path, stage, wanted};
-use super::kubeadm::ADMIN_CONF;
+use super::kubeadm::ADMIN_KUBECTL;
 use super::{Change, Cluster, ErrorKind, Node, Phase, Scope, StepError};
 use crate::bundle::{Artifact, ArtifactKind, Bundle};
 use crate::kube::NodeStatus;
@@ -35,7 +35,6 @@ use skew::{Running, Version};
 
 /// Set on a node groundwork cordoned for its upgrade: only such a node is uncordoned afterwards.
 pub const CORDONED: &str = "groundwork.io/upgrade-cordoned";
-const KUBECTL: &str = "/usr/local/bin/kubectl";
 const KUBEADM: &str = "/usr/local/bin/kubeadm";
 
 pub const PREFLIGHT: &str = "upgrade-preflight";
@@ -309,7 +308,7 @@ fn upgrade_master<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Res
         let config_at_target = !first
             || node
                 .test(&format!(
-                    "{KUBECTL} --kubeconfig {ADMIN_CONF} -n kube-system get configmap kubeadm-config \
+                    "{ADMIN_KUBECTL} -n kube-system get configmap kubeadm-config \
                      -o jsonpath='{{.data.ClusterConfiguration}}' | grep -q 'kubernetesVersion: {target}'"
                 ))
                 .await?;
@@ -379,7 +378,7 @@ async fn kubelet_at(node: &Node, bundle: &Bundle) -> Result<bool, StepError> {
 
 /// kubectl with the cluster's admin.conf on the first master.
 async fn kubectl(cluster: &Cluster, what: &str, args: &str) -> Result<String, StepError> {
-    first_master(cluster)?.sh(what, &format!("{KUBECTL} --kubeconfig {ADMIN_CONF} {args}")).await
+    first_master(cluster)?.sh(what, &format!("{ADMIN_KUBECTL} {args}")).await
 }
 
 async fn node_status(cluster: &Cluster, name: &str) -> Result<NodeStatus, StepError> {
