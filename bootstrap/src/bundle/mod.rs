@@ -9,6 +9,7 @@
 
 pub mod build;
 mod manifest;
+pub mod openpgp;
 pub mod signature;
 mod sums;
 mod verify;

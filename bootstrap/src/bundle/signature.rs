@@ -176,6 +176,33 @@ fn public_of(secret: &SecretKey, key_file: &Path) -> Result<PublicKey, Signature
         .map_err(|e| SignatureError::SecretKey { path: key_file.to_path_buf(), reason: e.to_string() })
 }
 
+/// The Ed25519 seed of the secret key in `key_file`, for its OpenPGP form (`openpgp`). minisign's
+/// decrypted secret key serialises as algorithm ids (6 bytes), KDF salt (32) and limits (16), key
+/// id (8), then libsodium's 64-byte secret key: the 32-byte seed and the public key.
+pub fn openpgp_key(key_file: &Path, password: Option<&Secret>) -> Result<super::openpgp::OpenPgpKey, SignatureError> {
+    const SEED_AT: usize = 2 + 2 + 2 + 32 + 8 + 8 + 8;
+    let secret = read_secret_key(key_file, password)?;
+    let bytes = zeroize::Zeroizing::new(secret.to_bytes());
+    let public = public_of(&secret, key_file)?;
+    let seed: [u8; 32] = bytes[SEED_AT..SEED_AT + 32].try_into().expect("32 bytes");
+    let id = key_id(public.keynum());
+    let key = super::openpgp::OpenPgpKey::from_seed(&seed, &format!("groundwork bundle key {id}"));
+    // The seed's own public key must be the one minisign has: else the layout was misread.
+    if public_key_bytes(&public) != key.public_key() {
+        return Err(SignatureError::SecretKey {
+            path: key_file.to_path_buf(),
+            reason: "its Ed25519 key could not be read for apt's OpenPGP signature (unexpected layout)".into(),
+        });
+    }
+    Ok(key)
+}
+
+/// The raw 32-byte Ed25519 public key of a minisign public key (its serialisation: algorithm id
+/// (2 bytes), key id (8), key (32)).
+fn public_key_bytes(key: &PublicKey) -> [u8; 32] {
+    key.to_bytes()[10..42].try_into().expect("minisign public keys are 42 bytes")
+}
+
 /// A new key pair: the secret key in `key_file` (mode 0600; encrypted with `password` as
 /// `minisign -G` does, or not encrypted as `minisign -G -W` does), the public key in
 /// `key_file.pub`. Refuses to overwrite either.
@@ -250,6 +277,17 @@ mod tests {
         let file = dir.join(name);
         let trusted = generate(&file, password).unwrap();
         (file, trusted)
+    }
+
+    #[test]
+    fn the_openpgp_form_is_the_same_ed25519_key() {
+        let keys = tempfile::tempdir().unwrap();
+        let password = Secret::from_prompt("correct horse".into(), "test");
+        let (file, trusted) = key(keys.path(), "site.key", Some(&password));
+        let pgp = openpgp_key(&file, Some(&password)).unwrap();
+        assert_eq!(pgp.public_key(), public_key_bytes(&trusted.key));
+        assert_eq!(pgp.fingerprint().len(), 40);
+        assert!(openpgp_key(&file, None).is_err(), "an encrypted key needs its password");
     }
 
     #[test]
