@@ -12,6 +12,7 @@ pub mod handoff;
 pub mod inventory;
 pub mod kube;
 pub mod ops;
+pub mod os_packages;
 pub mod phases;
 pub mod pki;
 pub mod playbooks;

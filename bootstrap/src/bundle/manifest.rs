@@ -75,6 +75,10 @@ pub enum ArtifactKind {
     Deb,
     /// A `docker save` / OCI tarball of container images, imported into containerd on the nodes.
     Images,
+    /// An index file of the bundle's apt repository (`Packages`, `Release`, its signature, the
+    /// key apt checks it with), uploaded with the packages.
+    #[serde(rename = "apt-index")]
+    AptIndex,
 }
 
 impl std::fmt::Display for ArtifactKind {
@@ -83,6 +87,7 @@ impl std::fmt::Display for ArtifactKind {
             ArtifactKind::Binary => "binary",
             ArtifactKind::Deb => "deb",
             ArtifactKind::Images => "images",
+            ArtifactKind::AptIndex => "apt-index",
         })
     }
 }

@@ -7,8 +7,9 @@
 //! do it first, always); [`Bundle::verify`] hashes every file (hundreds of MB: do it once before
 //! anything is uploaded to the nodes).
 
+pub mod apt;
 pub mod build;
-mod manifest;
+pub mod manifest;
 pub mod openpgp;
 pub mod signature;
 mod sums;

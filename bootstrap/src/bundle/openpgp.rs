@@ -64,9 +64,10 @@ impl OpenPgpKey {
         out
     }
 
-    /// A detached signature of `data` (binary document), as apt reads `Release.gpg`.
+    /// A detached signature of `data` (binary document), ASCII-armoured: apt takes only an
+    /// armoured `Release.gpg` (a binary one is "NODATA" to it, though gpgv itself reads both).
     pub fn sign_detached(&self, data: &[u8], now: u32) -> Vec<u8> {
-        self.signature(BINARY_DOCUMENT, data, now.max(KEY_CREATED))
+        armor("SIGNATURE", &self.signature(BINARY_DOCUMENT, data, now.max(KEY_CREATED))).into_bytes()
     }
 
     fn public_body(&self) -> Vec<u8> {
@@ -121,6 +122,36 @@ impl OpenPgpKey {
         body.extend(mpi(&signature[32..]));
         packet(2, &body)
     }
+}
+
+/// ASCII armour (RFC 4880 6.2): base64 in lines of 64, and the CRC-24 of the data.
+fn armor(kind: &str, data: &[u8]) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let body = b64.encode(data);
+    let lines: Vec<&str> =
+        body.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).expect("base64 is ASCII")).collect();
+    let crc = crc24(data).to_be_bytes();
+    format!(
+        "-----BEGIN PGP {kind}-----\n\n{}\n={}\n-----END PGP {kind}-----\n",
+        lines.join("\n"),
+        b64.encode(&crc[1..])
+    )
+}
+
+/// The CRC-24 of RFC 4880 6.1.
+fn crc24(data: &[u8]) -> u32 {
+    let mut crc: u32 = 0xB7_04CE;
+    for &byte in data {
+        crc ^= u32::from(byte) << 16;
+        for _ in 0..8 {
+            crc <<= 1;
+            if crc & 0x100_0000 != 0 {
+                crc ^= 0x186_4CFB;
+            }
+        }
+    }
+    crc & 0xFF_FFFF
 }
 
 /// What a v4 key is hashed as, for its fingerprint and for signatures over it.
@@ -185,6 +216,18 @@ mod tests {
         assert_eq!(packet(2, &[0; 192])[..3], [0xC2, 192, 0]);
         assert_eq!(packet(2, &[0; 8383])[..3], [0xC2, 223, 255]);
         assert_eq!(packet(2, &[0; 8384])[..6], [0xC2, 0xFF, 0, 0, 0x20, 0xC0]);
+    }
+
+    #[test]
+    fn armour_carries_the_crc_24_of_rfc_4880() {
+        // The CRC-24 of no data is the initial value; of "123456789", RFC 4880's reference code
+        // gives 0x21CF02.
+        assert_eq!(crc24(b""), 0xB704CE);
+        assert_eq!(crc24(b"123456789"), 0x21CF02);
+        let a = armor("SIGNATURE", &[0u8; 100]);
+        assert!(a.starts_with("-----BEGIN PGP SIGNATURE-----\n\nAAAA"), "{a}");
+        assert!(a.lines().all(|l| l.len() <= 64), "{a}");
+        assert!(a.ends_with("-----END PGP SIGNATURE-----\n"), "{a}");
     }
 
     #[test]

@@ -72,7 +72,7 @@ pub fn run<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Vec
 fn packages(cluster: &Cluster, version: u32) -> Task {
     let p = &cluster.inventory.packages;
     Task::Packages {
-        names: vec![format!("postgresql-{version}"), format!("postgresql-client-{version}")],
+        names: crate::os_packages::postgresql(version),
         proxy: if p.source == PackageSource::Proxy { p.proxy.clone() } else { None },
         mirror: if p.source == PackageSource::Mirror { p.mirror.clone() } else { None },
     }

@@ -13,6 +13,7 @@ use super::node::{file, tail};
 use super::storage_server::chap;
 use super::{Change, Cluster, Node, StepError};
 use crate::inventory::PackageSource;
+use crate::os_packages;
 use crate::playbooks;
 use crate::secrets::Secret;
 use crate::storage::{ISCSI_PORT, VolumeAccess, VolumePlan};
@@ -30,26 +31,24 @@ pub fn run<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Vec
         let has_iscsi = plan.iscsi().next().is_some();
         let has_nfs = plan.nfs().next().is_some();
 
-        let mut names = vec![];
+        let mut lists: Vec<&[&str]> = vec![];
         if has_iscsi {
-            names.push("open-iscsi");
+            lists.push(os_packages::ISCSI_CLIENT);
             if !kernel_iscsi {
                 // libiscsi's tools check the targets where the kernel cannot.
-                names.push("libiscsi-bin");
+                lists.push(os_packages::ISCSI_USERSPACE);
             }
         }
         if has_nfs {
-            // showmount (and mount.nfs) find rpcbind's port by its name in /etc/services, which
-            // netbase carries and minimal installs (debootstrap's minbase) lack.
-            names.extend(["nfs-common", "netbase"]);
+            lists.push(os_packages::NFS_CLIENT);
             if !kernel_nfs {
-                names.push("libnfs-utils");
+                lists.push(os_packages::NFS_USERSPACE);
             }
         }
         let p = &cluster.inventory.packages;
         let mut changes = node
             .ensure_all(vec![Task::Packages {
-                names: names.into_iter().map(String::from).collect(),
+                names: os_packages::owned(&lists),
                 proxy: if p.source == PackageSource::Proxy { p.proxy.clone() } else { None },
                 mirror: if p.source == PackageSource::Mirror { p.mirror.clone() } else { None },
             }])

@@ -12,6 +12,7 @@ use super::node::file;
 use super::{Change, Cluster, Node, StepError};
 use crate::inventory::values::ByteSize;
 use crate::inventory::{BackingKind, IscsiTarget, NfsServer, PackageSource, Role};
+use crate::os_packages;
 use crate::playbooks;
 use crate::secrets::Secret;
 use crate::storage::{PlannedVolume, VolumeAccess, VolumePlan};
@@ -45,19 +46,23 @@ pub fn run<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Vec
 fn packages(cluster: &Cluster, plan: &VolumePlan) -> Task {
     let inv = &cluster.inventory;
     let storage = inv.storage.as_ref().expect("checked by the caller");
-    let mut names: Vec<String> = vec![];
+    let mut lists: Vec<&[&str]> = vec![];
     if plan.iscsi().next().is_some() {
-        names.push(if storage.iscsi.target == IscsiTarget::Tgt { "tgt" } else { "targetcli-fb" }.into());
+        lists.push(if storage.iscsi.target == IscsiTarget::Tgt {
+            os_packages::ISCSI_TGT
+        } else {
+            os_packages::ISCSI_LIO
+        });
         if storage.backing_store.kind == BackingKind::Lvm {
-            names.push("lvm2".into());
+            lists.push(os_packages::LVM);
         }
     }
     // Always an NFS server: the default StorageClass's dynamic volumes live on it.
-    match storage.nfs.server {
-        // ganesha reaches systemd and its own admin interface over D-Bus.
-        NfsServer::Ganesha => names.extend(["nfs-ganesha", "nfs-ganesha-vfs", "dbus"].map(String::from)),
-        NfsServer::Kernel => names.push("nfs-kernel-server".into()),
-    }
+    lists.push(match storage.nfs.server {
+        NfsServer::Ganesha => os_packages::NFS_GANESHA,
+        NfsServer::Kernel => os_packages::NFS_KERNEL,
+    });
+    let names = os_packages::owned(&lists);
     let p = &inv.packages;
     Task::Packages {
         names,
