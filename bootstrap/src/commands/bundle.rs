@@ -5,9 +5,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use groundwork::bundle::apt::OsRelease;
 use groundwork::bundle::build::release::{ARCHES, ETCD_URL, KUBERNETES_URL};
 use groundwork::bundle::signature::{self, TrustedKey};
 use groundwork::ops::bundle_build::{self, BuildOptions, Built, How};
+use groundwork::ops::bundle_packages::{self, PackagesOptions};
 use groundwork::ops::bundle_trust;
 use groundwork::secrets::Secret;
 
@@ -43,6 +45,30 @@ pub enum BundleAction {
     /// Check a bundle as `apply` does before it touches a host: the signature by the given public
     /// key, then every file against SHA256SUMS.
     Verify(VerifyArgs),
+    /// Put every OS package groundwork installs, with its whole dependency closure, into a bundle:
+    /// one apt repository per OS release (apt/<os>/), signed with the bundle's key in OpenPGP form
+    /// so that apt on the nodes checks it; then the bundle is signed again with that key.
+    ///
+    /// Runs apt-get on this machine in a private directory (Debian with apt; the machine's own apt
+    /// state is not touched), resolving against an empty system so that a bare node lacks nothing.
+    Packages(PackagesArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PackagesArgs {
+    /// The bundle's directory (its other artifacts are kept).
+    #[arg(long, value_name = "DIR")]
+    pub bundle: PathBuf,
+    /// An OS release to carry packages for (repeat for more): debian-12, debian-13.
+    #[arg(long = "os", value_name = "RELEASE", required = true)]
+    pub releases: Vec<String>,
+    /// The Debian archive (a mirror in the site's network, or the public one).
+    #[arg(long, value_name = "URL", default_value = "http://deb.debian.org/debian")]
+    pub mirror: String,
+    /// The bundle's secret key (`groundwork bundle keygen`); an encrypted key's password comes
+    /// from GROUNDWORK_BUNDLE_KEY_PASSWORD.
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -114,7 +140,34 @@ pub fn run(args: BundleArgs) -> anyhow::Result<ExitCode> {
         BundleAction::Keygen(a) => keygen(a),
         BundleAction::Sign(a) => sign(a),
         BundleAction::Verify(a) => verify(a),
+        BundleAction::Packages(a) => packages(a),
     }
+}
+
+fn packages(args: PackagesArgs) -> anyhow::Result<ExitCode> {
+    let releases = args.releases.iter().map(|r| OsRelease::find(r)).collect::<Result<Vec<_>, _>>()?;
+    let opts = PackagesOptions { bundle: args.bundle, releases, mirror: args.mirror, key: args.key };
+    let password = Secret::from_env(PASSWORD_VARIABLE);
+    let progress = |step: &str| eprintln!("bundle: {step}");
+    let done = bundle_packages::add(&opts, password.as_ref(), &progress)
+        .with_context(|| format!("adding OS packages to the bundle in {}", opts.bundle.display()))?;
+    for a in &done.added {
+        println!(
+            "{}: apt/{} with {} packages ({} MiB), signed for apt with the bundle key",
+            opts.bundle.display(),
+            a.os.id,
+            a.packages,
+            mib(a.bytes)
+        );
+    }
+    println!(
+        "  {} files ({} MiB) signed by key {}: {}",
+        done.verified.files,
+        mib(done.verified.bytes),
+        done.signed.key_id,
+        done.signed.trusted_comment
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn keygen(args: KeygenArgs) -> anyhow::Result<ExitCode> {

@@ -3,6 +3,7 @@
 pub mod access;
 pub mod apply;
 pub mod bundle_build;
+pub mod bundle_packages;
 pub mod bundle_trust;
 pub mod certs;
 pub mod check;
