@@ -35,6 +35,11 @@ pub enum Task {
         /// A mirror URL replacing the distribution's default repository.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         mirror: Option<String>,
+        /// A directory on the node holding a flat apt repository (the offline bundle's, with its
+        /// `Release.gpg` and the key apt checks it with, `groundwork-bundle.gpg`): the packages are
+        /// installed from it alone, the node's own sources and lists left aside.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        repository: Option<String>,
     },
     /// A regular file with exactly this content, mode and owner (written atomically).
     File {

@@ -25,7 +25,9 @@ use groundwork_protocol::tasks::{Ensure, Report, Task};
 pub fn ensure(e: Ensure) -> Result<Report, String> {
     let dry = e.dry_run;
     match e.task {
-        Task::Packages { names, proxy, mirror } => packages::ensure(&names, proxy.as_deref(), mirror.as_deref(), dry),
+        Task::Packages { names, proxy, mirror, repository } => {
+            packages::ensure(&names, proxy.as_deref(), mirror.as_deref(), repository.as_deref(), dry)
+        }
         Task::File { path, content, mode, owner, group } => file::ensure(&path, &content, mode, &owner, &group, dry),
         Task::Install { source, path, mode, sha256 } => install::ensure(&source, &path, mode, &sha256, dry),
         Task::Uploaded { path, sha256 } => install::uploaded(&path, &sha256),

@@ -11,6 +11,13 @@
 //!   starting with `deb` is taken as complete sources.list lines and written as given.
 //! - `apt-get update` runs before installing when the package lists are missing or older than the
 //!   sources, when this run changed the proxy or mirror, or once when apt cannot find a package.
+//! - `repository` (the offline bundle's apt repository, uploaded to the node): the packages come
+//!   from it alone. Its sources line is written to /etc/groundwork/apt/sources.list, outside
+//!   /etc/apt, and apt runs with only that file and its own lists directory, so neither the node's
+//!   sources (unreachable on an air-gapped site) nor its lists are used or changed. apt checks the
+//!   repository's `Release.gpg` with the key beside it (`signed-by=`), uploaded with it from the
+//!   bundle (whose own signature the controller checked). The lists are refreshed before each
+//!   install: a local repository reads in a second.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -60,9 +67,9 @@ impl OsRelease {
 }
 
 /// The package manager for this OS.
-pub fn detect(os: OsRelease) -> Result<Box<dyn PackageManager>, String> {
+pub fn detect(os: OsRelease, repository: Option<PathBuf>) -> Result<Box<dyn PackageManager>, String> {
     if os.is("debian") || os.is("ubuntu") {
-        return Ok(Box::new(Apt::new(os)));
+        return Ok(Box::new(Apt::new(os, repository)));
     }
     let name =
         if os.id.is_empty() { "an unknown OS (no ID in /etc/os-release)".to_string() } else { format!("ID={}", os.id) };
@@ -74,6 +81,8 @@ pub fn detect(os: OsRelease) -> Result<Box<dyn PackageManager>, String> {
 
 pub struct Apt {
     os: OsRelease,
+    /// The bundle's repository on this node, when the packages come from it alone.
+    repository: Option<PathBuf>,
     /// /etc/apt
     etc: PathBuf,
     /// /var/lib/apt/lists
@@ -81,6 +90,26 @@ pub struct Apt {
 }
 
 pub const PROXY_FILE: &str = "apt.conf.d/90groundwork-proxy";
+/// The only sources apt reads when installing from the bundle's repository (and their lists).
+pub const BUNDLE_SOURCES: &str = "/etc/groundwork/apt/sources.list";
+const BUNDLE_SOURCE_PARTS: &str = "/etc/groundwork/apt/sources.list.d";
+const BUNDLE_LISTS: &str = "/var/lib/groundwork/apt/lists";
+/// The key file in the bundle's repository directory.
+pub const BUNDLE_KEYRING: &str = "groundwork-bundle.gpg";
+
+/// The sources line of the bundle's flat repository in `dir` (an absolute path).
+pub fn bundle_sources(dir: &str) -> Result<String, String> {
+    if !dir.starts_with('/') || dir.chars().any(|c| c.is_whitespace() || c == ']' || c == '[') {
+        return Err(format!("the bundle's repository `{dir}` is not an absolute path without spaces"));
+    }
+    let dir = dir.trim_end_matches('/');
+    Ok(format!(
+        "# Written by groundwork: the offline bundle's packages, the only source of its installs.
+\
+         deb [signed-by={dir}/{BUNDLE_KEYRING}] file:{dir} ./
+"
+    ))
+}
 pub const MIRROR_FILE: &str = "sources.list.d/groundwork.list";
 
 /// `dpkg-query -W -f '${Status}'` says the package is installed ("install ok installed",
@@ -150,16 +179,22 @@ fn not_located(out: &str) -> bool {
 }
 
 impl Apt {
-    pub fn new(os: OsRelease) -> Self {
-        Apt { os, etc: PathBuf::from("/etc/apt"), lists: PathBuf::from("/var/lib/apt/lists") }
+    pub fn new(os: OsRelease, repository: Option<PathBuf>) -> Self {
+        Apt { os, repository, etc: PathBuf::from("/etc/apt"), lists: PathBuf::from("/var/lib/apt/lists") }
     }
 
     fn apt_get(&self) -> Cmd {
-        Cmd::new("apt-get")
+        let cmd = Cmd::new("apt-get")
             .env("DEBIAN_FRONTEND", "noninteractive")
             .env("NEEDRESTART_MODE", "a")
             // Wait for another apt (unattended-upgrades at boot) instead of failing at once.
-            .args(["-o", "DPkg::Lock::Timeout=300"])
+            .args(["-o", "DPkg::Lock::Timeout=300"]);
+        if self.repository.is_none() {
+            return cmd;
+        }
+        cmd.args(["-o", &format!("Dir::Etc::SourceList={BUNDLE_SOURCES}")])
+            .args(["-o", &format!("Dir::Etc::SourceParts={BUNDLE_SOURCE_PARTS}")])
+            .args(["-o", &format!("Dir::State::Lists={BUNDLE_LISTS}")])
     }
 
     fn update(&self) -> Result<Output, String> {
@@ -189,6 +224,14 @@ impl PackageManager for Apt {
 
     fn configure(&self, proxy: Option<&str>, mirror: Option<&str>, dry: bool) -> Result<Vec<String>, String> {
         let mut wanted = Vec::new();
+        if let Some(dir) = &self.repository {
+            wanted.push((PathBuf::from(BUNDLE_SOURCES), bundle_sources(&dir.display().to_string())?));
+            if !dry {
+                for d in [BUNDLE_SOURCE_PARTS, &format!("{BUNDLE_LISTS}/partial")] {
+                    std::fs::create_dir_all(d).map_err(|e| format!("cannot create {d}: {e}"))?;
+                }
+            }
+        }
         if let Some(p) = proxy {
             wanted.push((self.etc.join(PROXY_FILE), proxy_conf(p)?));
         }
@@ -216,7 +259,7 @@ impl PackageManager for Apt {
             }
             Ok(())
         };
-        if refresh || lists_stale(&self.lists, &self.etc) {
+        if refresh || self.repository.is_some() || lists_stale(&self.lists, &self.etc) {
             update(&mut updated)?;
         }
         let mut out = self.try_install(names)?;
@@ -242,12 +285,18 @@ fn check_names(names: &[String]) -> Result<(), String> {
     }
 }
 
-pub fn ensure(names: &[String], proxy: Option<&str>, mirror: Option<&str>, dry: bool) -> Result<Report, String> {
+pub fn ensure(
+    names: &[String],
+    proxy: Option<&str>,
+    mirror: Option<&str>,
+    repository: Option<&str>,
+    dry: bool,
+) -> Result<Report, String> {
     check_names(names)?;
     let os_release = std::fs::read_to_string("/etc/os-release")
         .or_else(|_| std::fs::read_to_string("/usr/lib/os-release"))
         .map_err(|e| format!("cannot read /etc/os-release to choose the package manager: {e}"))?;
-    let pm = detect(OsRelease::parse(&os_release))?;
+    let pm = detect(OsRelease::parse(&os_release), repository.map(PathBuf::from))?;
     ensure_with(pm.as_ref(), names, proxy, mirror, dry)
 }
 
@@ -307,16 +356,28 @@ mod tests {
         let debian =
             OsRelease::parse("PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nID=debian\nVERSION_CODENAME=bookworm\n");
         assert_eq!(debian, OsRelease { id: "debian".into(), id_like: vec![], codename: Some("bookworm".into()) });
-        assert!(detect(debian).is_ok());
+        assert!(detect(debian, None).is_ok());
         let mint = OsRelease::parse("ID=linuxmint\nID_LIKE=\"ubuntu debian\"\nUBUNTU_CODENAME=noble\n");
         assert_eq!(mint.codename.as_deref(), Some("noble"));
-        assert!(detect(mint).is_ok());
+        assert!(detect(mint, None).is_ok());
         let rocky = OsRelease::parse("ID=\"rocky\"\nID_LIKE=\"rhel centos fedora\"\n");
         assert_eq!(
-            detect(rocky).err().unwrap(),
+            detect(rocky, None).err().unwrap(),
             "ID=rocky uses dnf, which groundwork does not support yet (only apt: Debian, Ubuntu)"
         );
-        assert!(detect(OsRelease::parse("")).err().unwrap().contains("unknown OS"));
+        assert!(detect(OsRelease::parse(""), None).err().unwrap().contains("unknown OS"));
+    }
+
+    #[test]
+    fn the_bundles_repository_is_the_one_signed_source() {
+        assert_eq!(
+            bundle_sources("/var/lib/groundwork/bundle/apt/debian-12/").unwrap(),
+            "# Written by groundwork: the offline bundle's packages, the only source of its installs.\n\
+             deb [signed-by=/var/lib/groundwork/bundle/apt/debian-12/groundwork-bundle.gpg] file:/var/lib/groundwork/bundle/apt/debian-12 ./\n"
+        );
+        assert!(bundle_sources("relative/apt").is_err());
+        assert!(bundle_sources("/a b").is_err());
+        assert!(bundle_sources("/a] trusted=yes [x").is_err());
     }
 
     #[test]

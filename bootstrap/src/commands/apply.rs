@@ -52,7 +52,7 @@ pub struct RunArgs {
     #[command(flatten)]
     pub connect: ConnectArgs,
     /// Run only these phases (comma-separated). Phases: connect, facts, check, identity (always
-    /// runs), prepare-os, packages, bundle, container-runtime, pki, etcd, etcd-backup, endpoint, init, join-masters,
+    /// runs), package-repository, prepare-os, packages, bundle, container-runtime, pki, etcd, etcd-backup, endpoint, init, join-masters,
     /// apiserver, taints, join-workers, cni, wait-ready, storage-server, storage-clients, database, handoff.
     #[arg(long, value_delimiter = ',', value_name = "PHASES")]
     pub only: Vec<String>,

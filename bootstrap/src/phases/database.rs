@@ -14,8 +14,8 @@ use super::{Change, Cluster, ErrorKind, Node, StepError};
 use crate::database::roles::{LoginRole, RoleKind, login_roles};
 use crate::database::tuning::Tuning;
 use crate::database::{client, config_dir, service, sql};
+use crate::inventory::Host;
 use crate::inventory::model::{Database, PostgresSource};
-use crate::inventory::{Host, PackageSource};
 use crate::playbooks;
 
 const BACKUP_SCRIPT: &str = "/usr/local/sbin/groundwork-pg-backup";
@@ -42,7 +42,7 @@ pub fn run<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Vec
                 0o644,
             )])
             .await?;
-        let installing = node.ensure_all(vec![packages(cluster, v)]).await?;
+        let installing = node.ensure_all(vec![packages(cluster, node, v)]).await?;
         let tuning = Tuning::for_host(node.facts.memory.total_bytes, node.facts.cpu.count);
         if node.dry_run() {
             node.note(format!("PostgreSQL {v} tuned for this host: {}", tuning.summary()));
@@ -69,13 +69,8 @@ pub fn run<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Vec
     .boxed()
 }
 
-fn packages(cluster: &Cluster, version: u32) -> Task {
-    let p = &cluster.inventory.packages;
-    Task::Packages {
-        names: crate::os_packages::postgresql(version),
-        proxy: if p.source == PackageSource::Proxy { p.proxy.clone() } else { None },
-        mirror: if p.source == PackageSource::Mirror { p.mirror.clone() } else { None },
-    }
+fn packages(cluster: &Cluster, node: &Node, version: u32) -> Task {
+    super::package_repository::task(cluster, node, crate::os_packages::postgresql(version))
 }
 
 /// The `<version>/main` cluster, created in the inventory's data directory when missing.

@@ -17,6 +17,7 @@ mod etcd_backup;
 pub mod identity;
 mod kubeadm;
 mod node;
+mod package_repository;
 mod packages;
 pub(crate) mod pki;
 mod prepare_os;
@@ -44,6 +45,8 @@ pub use node::{AgentSource, Change, ErrorKind, Node, StepError, tail};
 /// Which hosts a phase runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
+    /// Every host of the inventory.
+    AllHosts,
     /// Masters and workers.
     KubernetesNodes,
     Masters,
@@ -93,6 +96,16 @@ pub fn all() -> &'static [Phase] {
             after_all: &[],
             gate: true,
             run: identity::run,
+        },
+        Phase {
+            name: package_repository::NAME,
+            about: "with packages.source bundle: the bundle's apt repository for the host's OS uploaded, the only package source",
+            scope: Scope::AllHosts,
+            serial: false,
+            critical: false,
+            after_all: &[],
+            gate: false,
+            run: package_repository::run,
         },
         Phase {
             name: "prepare-os",
@@ -363,6 +376,7 @@ impl Cluster {
     pub fn hosts_for(&self, scope: Scope) -> Vec<String> {
         let names = |hs: Vec<&crate::inventory::Host>| hs.into_iter().map(|h| h.name.clone()).collect::<Vec<_>>();
         match scope {
+            Scope::AllHosts => names(self.inventory.hosts.iter().collect()),
             Scope::KubernetesNodes => names(
                 self.inventory
                     .hosts

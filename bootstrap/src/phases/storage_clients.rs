@@ -6,13 +6,11 @@
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
-use groundwork_protocol::Task;
 use groundwork_protocol::facts::FeatureState;
 
 use super::node::{file, tail};
 use super::storage_server::chap;
 use super::{Change, Cluster, Node, StepError};
-use crate::inventory::PackageSource;
 use crate::os_packages;
 use crate::playbooks;
 use crate::secrets::Secret;
@@ -45,13 +43,8 @@ pub fn run<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Vec
                 lists.push(os_packages::NFS_USERSPACE);
             }
         }
-        let p = &cluster.inventory.packages;
         let mut changes = node
-            .ensure_all(vec![Task::Packages {
-                names: os_packages::owned(&lists),
-                proxy: if p.source == PackageSource::Proxy { p.proxy.clone() } else { None },
-                mirror: if p.source == PackageSource::Mirror { p.mirror.clone() } else { None },
-            }])
+            .ensure_all(vec![super::package_repository::task(cluster, node, os_packages::owned(&lists))])
             .await?;
 
         if has_iscsi {

@@ -11,7 +11,7 @@ use groundwork_protocol::Task;
 use super::node::file;
 use super::{Change, Cluster, Node, StepError};
 use crate::inventory::values::ByteSize;
-use crate::inventory::{BackingKind, IscsiTarget, NfsServer, PackageSource, Role};
+use crate::inventory::{BackingKind, IscsiTarget, NfsServer, Role};
 use crate::os_packages;
 use crate::playbooks;
 use crate::secrets::Secret;
@@ -29,7 +29,7 @@ pub fn run<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Vec
     async move {
         let Some(plan) = VolumePlan::of(&cluster.inventory) else { return Ok(vec![]) };
         let storage = cluster.inventory.storage.as_ref().expect("a volume plan comes from a storage section");
-        let mut changes = node.ensure_all(vec![packages(cluster, &plan)]).await?;
+        let mut changes = node.ensure_all(vec![packages(cluster, node, &plan)]).await?;
         if plan.iscsi().next().is_some() {
             changes.extend(backing_stores(cluster, node, &plan).await?);
             changes.extend(match storage.iscsi.target {
@@ -43,7 +43,7 @@ pub fn run<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Vec
     .boxed()
 }
 
-fn packages(cluster: &Cluster, plan: &VolumePlan) -> Task {
+fn packages(cluster: &Cluster, node: &Node, plan: &VolumePlan) -> Task {
     let inv = &cluster.inventory;
     let storage = inv.storage.as_ref().expect("checked by the caller");
     let mut lists: Vec<&[&str]> = vec![];
@@ -62,13 +62,7 @@ fn packages(cluster: &Cluster, plan: &VolumePlan) -> Task {
         NfsServer::Ganesha => os_packages::NFS_GANESHA,
         NfsServer::Kernel => os_packages::NFS_KERNEL,
     });
-    let names = os_packages::owned(&lists);
-    let p = &inv.packages;
-    Task::Packages {
-        names,
-        proxy: if p.source == PackageSource::Proxy { p.proxy.clone() } else { None },
-        mirror: if p.source == PackageSource::Mirror { p.mirror.clone() } else { None },
-    }
+    super::package_repository::task(cluster, node, os_packages::owned(&lists))
 }
 
 /// What each iSCSI volume is stored in: a sparse file, or a logical volume of the inventory's
