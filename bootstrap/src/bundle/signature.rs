@@ -241,9 +241,11 @@ fn read_secret_key(key_file: &Path, password: Option<&Secret>) -> Result<SecretK
     let text = std::fs::read_to_string(key_file)
         .map_err(|source| SignatureError::Read { path: key_file.to_path_buf(), source })?;
     let fail = |reason: String| SignatureError::SecretKey { path: key_file.to_path_buf(), reason };
-    let secret_box = SecretKeyBox::from_string(&text).map_err(|e| fail(e.to_string()))?;
+    let secret_box = SecretKeyBox::from_string(&with_checksum(&text)).map_err(|e| fail(e.to_string()))?;
     match SecretKey::from_unencrypted_box(secret_box.clone()) {
         Ok(key) => Ok(key),
+        // Only "it might be encrypted" sends it to the password: any other reason is the key's.
+        Err(e) if !e.to_string().contains("encrypted") => Err(fail(e.to_string())),
         Err(_) => {
             // Encrypted (scrypt): a password, never prompted for here (the crate would prompt on
             // stdout, which may carry a JSON report).
@@ -255,6 +257,37 @@ fn read_secret_key(key_file: &Path, password: Option<&Secret>) -> Result<SecretK
             })
         }
     }
+}
+
+/// minisign 0.11's `minisign -G -W` writes an unencrypted secret key with an all-zero checksum,
+/// which the `minisign` crate refuses as corrupted; its checksum (BLAKE2b-256 of the algorithm,
+/// the key id and the key, as the crate computes it) is filled in first. Any other key text is
+/// returned as it is.
+fn with_checksum(text: &str) -> String {
+    use base64::Engine as _;
+    use blake2::Digest as _;
+    const KDF_AT: usize = 2;
+    const KEYNUM_AT: usize = 54;
+    const SK_AT: usize = 62;
+    const CHK_AT: usize = 126;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut lines: Vec<&str> = text.lines().collect();
+    let Some(index) = lines.iter().position(|l| l.starts_with("RW")) else { return text.to_string() };
+    let Ok(mut bytes) = b64.decode(lines[index].trim()) else { return text.to_string() };
+    if bytes.len() != CHK_AT + 32 || bytes[KDF_AT..KDF_AT + 2] != [0, 0] || bytes[CHK_AT..].iter().any(|b| *b != 0) {
+        return text.to_string();
+    }
+    let mut hash = blake2::Blake2b256::new();
+    hash.update(&bytes[..2]);
+    hash.update(&bytes[KEYNUM_AT..SK_AT]);
+    hash.update(&bytes[SK_AT..CHK_AT]);
+    let checksum = hash.finalize();
+    bytes[CHK_AT..].copy_from_slice(&checksum);
+    let encoded = b64.encode(&bytes);
+    lines[index] = &encoded;
+    let mut out = lines.join("\n");
+    out.push('\n');
+    out
 }
 
 /// [`crate::state::write_atomic`], its error naming the file.
@@ -277,6 +310,25 @@ mod tests {
         let file = dir.join(name);
         let trusted = generate(&file, password).unwrap();
         (file, trusted)
+    }
+
+    /// Made by `minisign -G -W` (minisign 0.11): a lab key, unencrypted, its checksum left zero.
+    const MINISIGN_CLI_KEY: &str = "untrusted comment: minisign encrypted secret key\n\
+        RWQAAEIyAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA6BTINHScCaRpPPYu7QChiVaXxvbB8CcETNiR1n1H5rfKK7SkFN9sbhqdwopalY/oTv1C2rd6ni6TQrPfhK/RN5Har7Ao3IAOAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n";
+    const MINISIGN_CLI_PUB: &str = "RWToFMg0dJwJpBqdwopalY/oTv1C2rd6ni6TQrPfhK/RN5Har7Ao3IAO";
+
+    #[test]
+    fn a_key_made_by_the_minisign_cli_without_a_password_signs() {
+        let (bundle, keys) = (bundle_dir(), tempfile::tempdir().unwrap());
+        let file = keys.path().join("cli.key");
+        std::fs::write(&file, MINISIGN_CLI_KEY).unwrap();
+        let signed = sign(bundle.path(), &file, None, "made with the CLI's key").unwrap();
+        assert_eq!(signed.key_id, "A4099C7434C814E8");
+        let trusted = TrustedKey::parse(MINISIGN_CLI_PUB).unwrap();
+        assert_eq!(check(bundle.path(), &trusted).unwrap(), signed);
+        assert_eq!(openpgp_key(&file, None).unwrap().public_key(), public_key_bytes(&trusted.key));
+        // Other key texts pass through untouched.
+        assert_eq!(with_checksum("not a key\n"), "not a key\n");
     }
 
     #[test]
