@@ -16,6 +16,7 @@ pub mod os_packages;
 pub mod phases;
 pub mod pki;
 pub mod playbooks;
+pub mod registry;
 pub mod sanitize;
 pub mod secrets;
 pub mod state;

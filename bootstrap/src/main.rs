@@ -41,6 +41,8 @@ enum Command {
     State(commands::state::StateArgs),
     /// Offline bundles: `bundle build` makes one from the official release downloads.
     Bundle(commands::bundle::BundleArgs),
+    /// The site registry: `images push --from DIR` loads image tarballs into it.
+    Images(commands::images::ImagesArgs),
 }
 
 fn main() -> ExitCode {
@@ -63,6 +65,7 @@ fn main() -> ExitCode {
         Command::Schema(a) => commands::schema::run(a),
         Command::State(a) => commands::state::run(a),
         Command::Bundle(a) => commands::bundle::run(a),
+        Command::Images(a) => commands::images::run(a),
     };
     match result {
         Ok(code) => code,

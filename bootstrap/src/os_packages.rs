@@ -32,6 +32,9 @@ pub const NFS_CLIENT: &[&str] = &["nfs-common", "netbase"];
 /// libnfs's tools, where the kernel has no NFS client.
 pub const NFS_USERSPACE: &[&str] = &["libnfs-utils"];
 
+/// The site registry: Debian's `docker-registry` is the CNCF distribution registry.
+pub const REGISTRY: &[&str] = &["docker-registry"];
+
 /// PostgreSQL server and client of a major version.
 pub fn postgresql(version: u32) -> Vec<String> {
     vec![format!("postgresql-{version}"), format!("postgresql-client-{version}")]
@@ -44,6 +47,7 @@ pub fn for_role(role: Role, postgresql_version: u32) -> Vec<String> {
         Role::Worker => &[NODE, LOCAL_PROXY, ISCSI_CLIENT, ISCSI_USERSPACE, NFS_CLIENT, NFS_USERSPACE],
         Role::Storage => &[ISCSI_TGT, ISCSI_LIO, LVM, NFS_KERNEL, NFS_GANESHA],
         Role::Database => return postgresql(postgresql_version),
+        Role::Registry => &[REGISTRY],
     };
     owned(lists)
 }

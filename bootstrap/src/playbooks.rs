@@ -38,6 +38,7 @@ const TEMPLATES: &[(&str, &str)] = templates![
     "pg-backup.sh",
     "pg-backup.service",
     "pg-backup.timer",
+    "registry-config.yml",
 ];
 
 #[derive(Debug, thiserror::Error)]

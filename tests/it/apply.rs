@@ -342,7 +342,7 @@ impl Drop for ProxyStopped<'_> {
 /// On a node: `apt-get update` fails through the proxy and with the node's own sources (no
 /// route out of the lab's network), and the inventory installs from the bundle.
 fn nothing_to_install_from_but_the_bundle(lab: &Lab) {
-    let proxy = "http://10.78.0.2:3142";
+    let proxy = groundwork_lab_tests::LAB_APT_PROXY;
     for (how, options) in
         [("through the stopped proxy", format!("-o Acquire::http::Proxy={proxy}")), ("directly", String::new())]
     {

@@ -262,5 +262,6 @@ fn a_bundle_not_signed_by_the_pinned_key_or_changed_is_refused_before_any_host_i
     assert!(out.status.success(), "{}", text(&out.stderr));
     let signed = &lab.json(&out)["bundle"]["signed_by"];
     assert_eq!(signed["key_id"], lab_key_id.as_str(), "{signed}");
-    assert!(signed["trusted_comment"].as_str().unwrap().contains("groundwork lab bundle"), "{signed}");
+    // Signed again by `groundwork bundle packages` when it added Debian 12's packages.
+    assert!(signed["trusted_comment"].as_str().unwrap().contains("with packages for debian-12"), "{signed}");
 }

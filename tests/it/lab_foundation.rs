@@ -72,7 +72,7 @@ fn internal_hosts_have_no_route_out() {
 #[test]
 fn apt_on_an_internal_host_works_through_the_bastion_proxy() {
     let lab = Lab::require();
-    let proxy = lab.inventory.packages.proxy.clone().expect("the lab inventory names the proxy");
+    let proxy = groundwork_lab_tests::LAB_APT_PROXY;
     // Download (not install) a package, so the host stays as fresh as it was.
     let cmd = format!(
         "set -e; cd /tmp; apt-get -q -o Acquire::http::Proxy={proxy} update >/dev/null; \

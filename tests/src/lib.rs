@@ -10,6 +10,11 @@ use std::process::{Command, Output};
 
 use groundwork::inventory::{self, Inventory};
 
+/// The bastion's apt proxy (apt-cacher-ng) as the lab's nodes reach it: tests/lab/lab's
+/// BASTION_INT_IP and PROXY_PORT. groundwork does not use it (the lab is air-gapped: every package
+/// comes from the bundle); the lab's own checks do.
+pub const LAB_APT_PROXY: &str = "http://10.78.0.2:3142";
+
 /// What a background process wrote on one of its pipes, once it has closed it.
 pub type Drained = std::thread::JoinHandle<Vec<u8>>;
 
@@ -147,6 +152,16 @@ impl Lab {
             ],
             manifests,
         )
+    }
+
+    /// `kubectl ARGS` on master-1 with its own admin.conf (through docker, not groundwork).
+    pub fn kubectl(&self, args: &str) -> Output {
+        self.sh_in("master-1", &format!("kubectl --kubeconfig /etc/kubernetes/admin.conf {args}"))
+    }
+
+    /// The groundwork state directory of the lab's cluster.
+    pub fn cluster_state(&self) -> PathBuf {
+        self.root.join("inventory/.groundwork/gwlab")
     }
 
     /// The `groundwork` binary cargo built beside this test.

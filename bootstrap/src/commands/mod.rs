@@ -9,6 +9,7 @@ pub mod db;
 pub mod etcd;
 pub mod facts;
 pub mod handoff;
+pub mod images;
 pub mod kubeconfig;
 pub mod node;
 pub mod progress;

@@ -56,6 +56,20 @@ pub struct HandoffInputs {
     /// The operator's DIGIT checkout and what each environment needs; without it no DIGIT
     /// environment files are written (groundwork writes only what DIGIT renders as it is).
     pub digit: Option<DigitInputs>,
+    /// The site registry, when the inventory has one.
+    pub registry: Option<RegistryFacts>,
+}
+
+/// The site registry as the deployer needs to know it: where it is and which names it serves.
+#[derive(Debug, Clone, Serialize)]
+pub struct RegistryFacts {
+    /// `address:port` as the nodes reach it.
+    pub address: String,
+    /// Registries every node pulls through it (images keep their names: `docker.io/library/x`).
+    pub mirrors: Vec<String>,
+    /// The cluster CA that signed its certificate (PEM).
+    #[serde(skip)]
+    pub ca_pem: String,
 }
 
 /// `handoff.digit`, resolved: the checkout read, the claims of its stateful charts, and per
@@ -204,6 +218,8 @@ impl HandoffOutcome {
 
 pub const NEXT_STEPS: &str = "NEXT-STEPS.md";
 pub const KUBECONFIG: &str = "kubeconfig";
+pub const REGISTRY: &str = "registry.yaml";
+pub const REGISTRY_CA: &str = "registry-ca.crt";
 
 /// How a rendered file is to be written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -286,6 +302,14 @@ fn render(inputs: &HandoffInputs, encrypting: bool) -> Result<Rendered, HandoffE
         ),
     }
     gitops::render(inputs, &mut out)?;
+    if let Some(r) = &inputs.registry {
+        let about = "# The site registry (written by groundwork handoff). Every node pulls the mirrors' images\n\
+                     # through it under their own names; load images with `groundwork images push --from DIR`.\n";
+        let body = serde_yaml_ng::to_string(r)
+            .map_err(|e| HandoffError::Serialize { what: REGISTRY.into(), message: e.to_string() })?;
+        out.add(REGISTRY, format!("{about}{body}"), Content::Plain);
+        out.add(REGISTRY_CA, r.ca_pem.clone(), Content::Plain);
+    }
     if let Some(sops) = &inputs.sops {
         out.add(".sops.yaml", sops::creation_rules(&sops.age_recipient)?, Content::Plain);
     }

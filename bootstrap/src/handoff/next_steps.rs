@@ -179,6 +179,8 @@ fn describe(path: &Path) -> &'static str {
         DATABASE => "the namespace and `db-service`, a Service that points at the PostgreSQL host",
         SECRETS => "the iSCSI CHAP Secret the PersistentVolumes log in with",
         ".sops.yaml" => "sops creation rules, for `sops edit FILE`",
+        super::REGISTRY => "the site registry's address and the registries every node pulls through it",
+        super::REGISTRY_CA => "the CA that signed the site registry's certificate (the cluster CA)",
         _ if p.ends_with("/env.yaml") => {
             "your DIGIT env.yaml with groundwork's values filled in (replaces charts/environments/env.yaml)"
         }
@@ -219,6 +221,7 @@ pub fn render(
     let _ = writeln!(w);
     secrets_section(w, files, encrypting, inputs.sops.is_some());
     cluster_section(w, files);
+    registry_section(w, inputs);
     storage_section(w, inputs, files, encrypting);
     placeholders_section(w, placeholders);
     deploy_section(w, inputs, &script);
@@ -259,6 +262,19 @@ fn secrets_section(w: &mut String, files: &[(PathBuf, bool)], encrypting: bool, 
              `handoff.sops.ageRecipient` in the inventory to have them encrypted with sops.\n"
         );
     }
+}
+
+fn registry_section(w: &mut String, inputs: &HandoffInputs) {
+    let Some(r) = &inputs.registry else { return };
+    let _ = writeln!(
+        w,
+        "## Images: the site registry\n\n\
+         The registry at `{}` serves every node; pulls of {} go through it, under the images' own\n\
+         names, so the charts need no edits. Load the images the services need before deploying:\n\n\
+         ```sh\ngroundwork images push -i INVENTORY --from DIR   # docker save / OCI tarballs\n```\n",
+        r.address,
+        r.mirrors.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ")
+    );
 }
 
 fn cluster_section(w: &mut String, files: &[(PathBuf, bool)]) {

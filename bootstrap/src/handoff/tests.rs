@@ -110,6 +110,11 @@ fn inputs(secrets_dir: &Path) -> HandoffInputs {
                 environment(secrets_dir, "uat", "uat.digit.example.gov.in"),
             ],
         }),
+        registry: Some(RegistryFacts {
+            address: "10.0.0.30:5000".into(),
+            mirrors: vec!["docker.io".into(), "registry.k8s.io".into()],
+            ca_pem: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".into(),
+        }),
     }
 }
 

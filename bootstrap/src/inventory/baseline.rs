@@ -12,15 +12,17 @@ pub enum BaselineRole {
     Worker,
     Storage,
     Database,
+    Registry,
 }
 
 impl BaselineRole {
-    pub const ALL: [BaselineRole; 5] = [
+    pub const ALL: [BaselineRole; 6] = [
         BaselineRole::Bastion,
         BaselineRole::Master,
         BaselineRole::Worker,
         BaselineRole::Storage,
         BaselineRole::Database,
+        BaselineRole::Registry,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -29,6 +31,7 @@ impl BaselineRole {
             BaselineRole::Worker => "worker",
             BaselineRole::Storage => "storage",
             BaselineRole::Database => "database",
+            BaselineRole::Registry => "registry",
         }
     }
 }
@@ -76,7 +79,7 @@ impl std::fmt::Display for Baseline {
 
 /// The deployment guide's baselines: bastion 2 GB / 1 vCPU, masters 2 GB (4 GB recommended) /
 /// 2 vCPU, workers 16 GB / 4 vCPU. The guide is silent on disk and on the storage and database
-/// hosts; those values are groundwork's own and say so in the README.
+/// hosts (nor the registry's); those values are groundwork's own and say so in the README.
 pub fn deployment_guide(role: BaselineRole) -> Baseline {
     match role {
         BaselineRole::Bastion => Baseline::new(2048, 2048, 1, 10),
@@ -84,6 +87,8 @@ pub fn deployment_guide(role: BaselineRole) -> Baseline {
         BaselineRole::Worker => Baseline::new(16384, 16384, 4, 50),
         BaselineRole::Storage => Baseline::new(2048, 4096, 2, 20),
         BaselineRole::Database => Baseline::new(4096, 8192, 2, 20),
+        // The images of DIGIT's services and their backbone take tens of GB.
+        BaselineRole::Registry => Baseline::new(1024, 2048, 1, 50),
     }
 }
 
@@ -96,6 +101,7 @@ fn lab(role: BaselineRole) -> Baseline {
         BaselineRole::Worker => Baseline::new(512, 512, 1, 5),
         BaselineRole::Storage => Baseline::new(256, 256, 1, 2),
         BaselineRole::Database => Baseline::new(512, 512, 1, 2),
+        BaselineRole::Registry => Baseline::new(256, 256, 1, 2),
     }
 }
 
@@ -106,6 +112,7 @@ fn override_for(o: &RoleBaselines, role: BaselineRole) -> Option<&BaselineOverri
         BaselineRole::Worker => o.worker.as_ref(),
         BaselineRole::Storage => o.storage.as_ref(),
         BaselineRole::Database => o.database.as_ref(),
+        BaselineRole::Registry => o.registry.as_ref(),
     }
 }
 

@@ -40,6 +40,10 @@ pub struct Inventory {
     /// The PostgreSQL host outside the cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database: Option<Database>,
+    /// A container registry inside the site for the workloads' images, which every node uses as
+    /// a mirror of the registries it lists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<Registry>,
     /// What groundwork hands to the service deployer when the cluster is ready.
     #[serde(default)]
     pub handoff: Handoff,
@@ -341,16 +345,19 @@ pub enum Role {
     Worker,
     Storage,
     Database,
+    /// The site's container registry (see the `registry` section).
+    Registry,
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [Role::Master, Role::Worker, Role::Storage, Role::Database];
+    pub const ALL: [Role; 5] = [Role::Master, Role::Worker, Role::Storage, Role::Database, Role::Registry];
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Master => "master",
             Role::Worker => "worker",
             Role::Storage => "storage",
             Role::Database => "database",
+            Role::Registry => "registry",
         }
     }
 }
@@ -390,6 +397,8 @@ pub struct RoleBaselines {
     pub storage: Option<BaselineOverride>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database: Option<BaselineOverride>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<BaselineOverride>,
 }
 
 /// Baseline values; anything left out keeps the profile's value.
@@ -660,6 +669,40 @@ pub enum PostgresSource {
     Distribution,
     Pgdg,
     Bundle,
+}
+
+/// The site's registry: the CNCF distribution registry from the OS's packages, TLS from the
+/// cluster's CA, basic authentication; containerd on every node pulls the `mirrors` through it.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Registry {
+    /// Name of the host that serves it (default: the only host with role `registry`). To serve it
+    /// from the bastion, list the bastion under `hosts` too, with role `registry`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// HTTPS port.
+    #[serde(default = "default_registry_port")]
+    pub port: u16,
+    /// Registries whose images the nodes pull from this one instead (an image pushed as
+    /// `docker.io/library/nginx:1.27` is pulled by that name).
+    #[serde(default = "default_registry_mirrors")]
+    pub mirrors: Vec<String>,
+    /// The user that pushes and pulls.
+    #[serde(default = "default_registry_user")]
+    pub user: String,
+    /// Its password; generated once and kept in groundwork's state (0600) when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<SecretRef>,
+}
+
+fn default_registry_port() -> u16 {
+    5000
+}
+fn default_registry_mirrors() -> Vec<String> {
+    ["docker.io", "registry.k8s.io", "quay.io", "ghcr.io"].map(String::from).to_vec()
+}
+fn default_registry_user() -> String {
+    "groundwork".into()
 }
 
 /// A database and the role that owns it.

@@ -36,6 +36,7 @@ impl<'a> Checker<'a> {
         self.packages();
         self.storage();
         self.database();
+        self.registry();
         if !is_dns_label(&self.inv.handoff.namespace) {
             self.error(
                 "handoff.namespace",
@@ -265,6 +266,13 @@ impl<'a> Checker<'a> {
                 "hosts",
                 "a host has role `database` but there is no `database` section",
                 "add a `database:` section (see inventory/sdc-example.yaml), or the host is left alone",
+            );
+        }
+        if self.inv.registry.is_none() && self.inv.hosts_with(Role::Registry).next().is_some() {
+            self.warn(
+                "hosts",
+                "a host has role `registry` but there is no `registry` section",
+                "add a `registry:` section (see inventory/sdc-example.yaml), or the host is left alone",
             );
         }
     }
@@ -632,6 +640,35 @@ impl<'a> Checker<'a> {
         }
     }
 
+    fn registry(&mut self) {
+        let Some(r) = &self.inv.registry else { return };
+        self.section_host("registry", r.host.as_deref(), Role::Registry);
+        if r.port == 0 {
+            self.error("registry.port", "port 0 cannot be listened on", "use a port such as 5000");
+        }
+        if r.user.is_empty() || r.user.contains(':') || r.user.chars().any(char::is_whitespace) {
+            self.error(
+                "registry.user",
+                format!("`{}` cannot be a registry user name", r.user),
+                "use letters, digits, `-` and `_` (no `:` or spaces)",
+            );
+        }
+        let mut seen = HashMap::new();
+        for (i, m) in r.mirrors.iter().enumerate() {
+            let p = format!("registry.mirrors[{i}]");
+            if !is_registry_host(m) {
+                self.error(
+                    &p,
+                    format!("`{m}` is not a registry host name"),
+                    "write the registry as images name it, e.g. `docker.io` or `registry.example.org:5000`, without a scheme or path",
+                );
+            }
+            if seen.insert(m.as_str(), i).is_some() {
+                self.error(&p, format!("`{m}` is listed twice"), "keep one entry");
+            }
+        }
+    }
+
     fn database(&mut self) {
         let Some(db) = &self.inv.database else { return };
         self.section_host("database", db.host.as_deref(), Role::Database);
@@ -738,6 +775,25 @@ fn is_kubernetes_version(s: &str) -> bool {
     let Some(rest) = s.strip_prefix('v') else { return false };
     let parts: Vec<&str> = rest.split('.').collect();
     parts.len() == 3 && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+}
+
+/// A registry as image names spell it: a lower-case DNS name or IP address, with an optional
+/// port (`docker.io`, `registry.example.org:5000`), no scheme and no path.
+pub fn is_registry_host(s: &str) -> bool {
+    let (host, port) = match s.rsplit_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (s, None),
+    };
+    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0));
+    let host_ok = !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|l| {
+            !l.is_empty()
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        });
+    port_ok && host_ok
 }
 
 #[cfg(test)]

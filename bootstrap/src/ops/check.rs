@@ -99,6 +99,7 @@ fn baseline_role(role: &str) -> Option<BaselineRole> {
         "worker" => Some(BaselineRole::Worker),
         "storage" => Some(BaselineRole::Storage),
         "database" => Some(BaselineRole::Database),
+        "registry" => Some(BaselineRole::Registry),
         _ => None,
     }
 }

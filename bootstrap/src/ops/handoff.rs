@@ -12,7 +12,7 @@ use crate::database::{
 use crate::digit::DigitSource;
 use crate::handoff::{
     self, Credentials, DatabaseFacts, DigitEnvironmentInputs, DigitInputs, GeneratedSecrets, GitOpsTarget,
-    HandoffError, HandoffInputs, HandoffOutcome, SopsSettings, programs,
+    HandoffError, HandoffInputs, HandoffOutcome, RegistryFacts, SopsSettings, programs,
 };
 use crate::inventory::{DatabaseAccess, DigitEnvironment, DigitFlow, LoadedInventory};
 use crate::secrets::{self, SecretError};
@@ -113,8 +113,16 @@ pub fn inputs(loaded: &LoadedInventory) -> Result<(HandoffInputs, Vec<String>), 
         }),
         sops,
         digit: digit_inputs(loaded, &state)?,
+        registry: registry_facts(loaded, &state),
     };
     Ok((inputs, notes))
+}
+
+/// The site registry, once the cluster CA exists (`apply` makes it before the registry).
+fn registry_facts(loaded: &LoadedInventory, state: &StateDir) -> Option<RegistryFacts> {
+    let (host, settings) = crate::registry::site(&loaded.inventory)?;
+    let ca_pem = std::fs::read_to_string(state.pki_dir().join("ca.crt")).ok()?;
+    Some(RegistryFacts { address: crate::registry::address(host, settings), mirrors: settings.mirrors.clone(), ca_pem })
 }
 
 /// `handoff.digit` resolved: the checkout read again (the inventory's claims came from the same

@@ -12,6 +12,7 @@ pub mod etcd;
 pub mod facts;
 pub mod handoff;
 pub mod host_reset;
+pub mod images;
 pub mod interrupt;
 pub mod lease;
 pub mod nodes;

@@ -22,6 +22,7 @@ mod packages;
 pub(crate) mod pki;
 mod prepare_os;
 mod ready;
+mod registry;
 mod rolling;
 mod runtime;
 mod storage_clients;
@@ -60,6 +61,8 @@ pub enum Scope {
     Storage,
     /// The PostgreSQL host.
     Database,
+    /// The site registry's host.
+    Registry,
     /// Nothing on hosts: the controller's own work (e.g. the PKI).
     Controller,
 }
@@ -287,6 +290,16 @@ pub fn all() -> &'static [Phase] {
             gate: false,
             run: database::run,
         },
+        Phase {
+            name: registry::NAME,
+            about: "the site's container registry: TLS from the cluster CA, credentials for every request",
+            scope: Scope::Registry,
+            serial: false,
+            critical: false,
+            after_all: &[],
+            gate: false,
+            run: registry::run,
+        },
     ];
     PHASES
 }
@@ -394,6 +407,9 @@ impl Cluster {
             Scope::Storage => crate::storage::VolumePlan::of(&self.inventory).map(|p| p.host).into_iter().collect(),
             Scope::Database => {
                 crate::database::host(&self.inventory).map(|(h, _)| h.name.clone()).into_iter().collect()
+            }
+            Scope::Registry => {
+                crate::registry::site(&self.inventory).map(|(h, _)| h.name.clone()).into_iter().collect()
             }
             Scope::Controller => vec![],
         }

@@ -38,7 +38,7 @@ pub async fn cluster_pki(cluster: &Cluster) -> Result<Arc<ClusterPki>, StepError
     Ok(pki)
 }
 
-/// What the PKI must hold for this inventory: an etcd member per master.
+/// What the PKI must hold for this inventory: an etcd member per master, the registry's server.
 pub fn spec(inventory: &crate::inventory::Inventory) -> Result<PkiSpec, StepError> {
     let mut members = Vec::new();
     for m in inventory.hosts.iter().filter(|h| h.roles.contains(&crate::inventory::Role::Master)) {
@@ -47,7 +47,10 @@ pub fn spec(inventory: &crate::inventory::Inventory) -> Result<PkiSpec, StepErro
         })?;
         members.push((m.name.clone(), ip));
     }
-    Ok(PkiSpec { etcd_members: members })
+    // The site registry's server certificate: its host's name and address.
+    let registry = crate::registry::site(inventory)
+        .map(|(host, _)| crate::pki::RegistryServer { name: host.name.clone(), address: host.address.clone() });
+    Ok(PkiSpec { etcd_members: members, registry })
 }
 
 pub fn run<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Vec<Change>, StepError>> {

@@ -10,6 +10,7 @@ use super::node::file;
 use super::{Change, Cluster, Node, StepError};
 use crate::bundle::ArtifactKind;
 use crate::playbooks;
+use crate::registry;
 
 /// Where containerd looks for CNI plugins: Debian's containernetworking-plugins for the bridge
 /// network; upstream's /opt/cni/bin for Calico and Flannel, whose installers put their plugins
@@ -49,11 +50,13 @@ pub fn run<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Vec
                 "cgroup_driver": driver,
                 "systemd_cgroup": driver == "systemd",
                 "cni_bin_dir": cni_bin_dir(cluster.inventory.cluster.cni),
-                "registry_mirrors": [],
+                "hosts_dir": crate::registry::CONTAINERD_HOSTS_DIR,
             }),
         )?;
         let mut changes =
             node.ensure_service_with("containerd", vec![file("/etc/containerd/config.toml", config, 0o644)]).await?;
+        // Read by containerd at every pull: no restart for these.
+        changes.extend(site_registry(cluster, node).await?);
         let images = bundle.of_kind(ArtifactKind::Images);
         for a in images.filter(|a| a.is_for(node.target.roles.iter().map(|r| r.as_str()))) {
             changes.extend(
@@ -68,4 +71,25 @@ pub fn run<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Vec
         Ok(changes)
     }
     .boxed()
+}
+
+/// With a site registry: the cluster CA and one `hosts.toml` per mirrored registry (and one for
+/// the registry's own address), so that every pull of those names goes through it.
+async fn site_registry(cluster: &Cluster, node: &Node) -> Result<Vec<Change>, StepError> {
+    let Some((host, settings)) = registry::site(&cluster.inventory) else { return Ok(vec![]) };
+    let pki = match cluster.pki().await {
+        Ok(p) => p,
+        Err(e) if cluster.dry_run => return Ok(vec![Change::new(e.0)]),
+        Err(e) => return Err(e),
+    };
+    let address = registry::address(host, settings);
+    let password = registry::password(settings, &cluster.base_dir, &cluster.state).map_err(StepError::new)?;
+    let authorization = registry::basic_auth(&settings.user, password.expose());
+    let mut files = vec![file(registry::NODE_CA, pki.ca_cert_pem().to_string(), 0o644)];
+    for upstream in settings.mirrors.iter().map(|m| Some(m.as_str())).chain([None]) {
+        let dir = registry::hosts_dir(upstream.unwrap_or(&address));
+        // 0600: the file carries the registry's credentials (and so shows no diff).
+        files.push(file(&format!("{dir}/hosts.toml"), registry::hosts_toml(upstream, &address, &authorization), 0o600));
+    }
+    node.ensure_all(files).await
 }

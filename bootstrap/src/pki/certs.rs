@@ -49,6 +49,10 @@ impl LeafSpec {
         }
     }
 
+    pub fn server(base: &str, cn: &str, dns: &[String], ips: &[IpAddr]) -> Self {
+        LeafSpec { client_auth: false, ..Self::server_and_client(base, cn, dns, ips) }
+    }
+
     pub fn server_and_client(base: &str, cn: &str, dns: &[String], ips: &[IpAddr]) -> Self {
         LeafSpec {
             base: base.into(),

@@ -60,6 +60,8 @@ pub mod paths {
     pub const ADMIN_CRT: &str = "groundwork-admin.crt";
     pub const ADMIN_KEY: &str = "groundwork-admin.key";
     /// Where an etcd member's files go on its host (kubeadm's layout).
+    /// The site registry's server certificate (and `.key`).
+    pub const REGISTRY_BASE: &str = "registry/server";
     pub const ETCD_SERVER_CRT: &str = "etcd/server.crt";
     pub const ETCD_SERVER_KEY: &str = "etcd/server.key";
     pub const ETCD_PEER_CRT: &str = "etcd/peer.crt";
@@ -126,6 +128,15 @@ pub struct PkiSpec {
     /// The etcd members (the masters, for external etcd): name (also the certificates' CN and a
     /// DNS SAN) and IP address.
     pub etcd_members: Vec<(String, IpAddr)>,
+    /// The site registry's host, when the inventory has one: its server certificate names it.
+    pub registry: Option<RegistryServer>,
+}
+
+/// The registry's host: its name and its address (an IP or a DNS name), both in the certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryServer {
+    pub name: String,
+    pub address: String,
 }
 
 impl PkiSpec {
@@ -257,6 +268,7 @@ pub struct ClusterPki {
     /// None when the etcd CA's key is not held and the state has no such certificate.
     etcd_healthcheck_client: Option<CertAndKey>,
     etcd_members: BTreeMap<String, EtcdMember>,
+    registry: Option<CertAndKey>,
     discovery_hash: String,
 }
 
@@ -347,6 +359,21 @@ impl ClusterPki {
             etcd_members.insert(name.clone(), EtcdMember { ip: *ip, server, peer });
         }
 
+        // Signed by the cluster CA, which every node already trusts (containerd is told so).
+        let registry = match &spec.registry {
+            Some(r) => {
+                let (mut dns, mut ips) = (vec![r.name.clone()], Vec::new());
+                match r.address.parse::<IpAddr>() {
+                    Ok(ip) => ips.push(ip),
+                    Err(_) => dns.push(r.address.clone()),
+                }
+                store::ensure_dir(&dir.join("registry"))?;
+                let spec = certs::LeafSpec::server(paths::REGISTRY_BASE, &r.name, &dns, &ips);
+                Some(leaf(spec, ca::Signer::Key(&ca), &mut created)?)
+            }
+            None => None,
+        };
+
         let discovery_hash = discovery_hash(ca.pem.cert_pem())?;
         let pki = ClusterPki {
             dir: dir.to_path_buf(),
@@ -363,6 +390,7 @@ impl ClusterPki {
             apiserver_etcd_client,
             etcd_healthcheck_client,
             etcd_members,
+            registry,
             discovery_hash,
         };
         Ok((pki, created))
@@ -525,6 +553,11 @@ impl ClusterPki {
             cert_file(paths::ETCD_PEER_CRT, m.peer.cert_pem()),
             key_file(paths::ETCD_PEER_KEY, m.peer.key()),
         ]
+    }
+
+    /// The site registry's server certificate and key (None without a registry in the spec).
+    pub fn registry_server(&self) -> Option<&CertAndKey> {
+        self.registry.as_ref()
     }
 
     /// What a worker needs: the cluster CA's certificate.

@@ -12,7 +12,7 @@ fn ip(s: &str) -> IpAddr {
 }
 
 fn spec2() -> PkiSpec {
-    PkiSpec { etcd_members: vec![("m1".into(), ip("10.0.0.1")), ("m2".into(), ip("10.0.0.2"))] }
+    PkiSpec { etcd_members: vec![("m1".into(), ip("10.0.0.1")), ("m2".into(), ip("10.0.0.2"))], ..Default::default() }
 }
 
 /// Every regular file under `dir`, relative path -> bytes.
@@ -218,7 +218,10 @@ fn changed_ip_regenerates_only_that_members_leaves() {
     ClusterPki::load_or_create(&dir, &spec2()).unwrap();
     let before = snapshot(&dir);
 
-    let spec = PkiSpec { etcd_members: vec![("m1".into(), ip("10.0.0.11")), ("m2".into(), ip("10.0.0.2"))] };
+    let spec = PkiSpec {
+        etcd_members: vec![("m1".into(), ip("10.0.0.11")), ("m2".into(), ip("10.0.0.2"))],
+        ..Default::default()
+    };
     let (pki, created) = ClusterPki::load_or_create(&dir, &spec).unwrap();
     assert_eq!(created.len(), 2, "{created:?}");
     assert!(created[0].starts_with("etcd/m1/server.crt + etcd/m1/server.key (replaced: SANs are"), "{created:?}");
@@ -245,7 +248,11 @@ fn changed_ip_regenerates_only_that_members_leaves() {
 fn new_member_gets_only_its_certs_signed_by_the_loaded_ca() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("pki");
-    ClusterPki::load_or_create(&dir, &PkiSpec { etcd_members: vec![("m1".into(), ip("10.0.0.1"))] }).unwrap();
+    ClusterPki::load_or_create(
+        &dir,
+        &PkiSpec { etcd_members: vec![("m1".into(), ip("10.0.0.1"))], ..Default::default() },
+    )
+    .unwrap();
     let before = snapshot(&dir);
     let (pki, created) = ClusterPki::load_or_create(&dir, &spec2()).unwrap();
     assert_eq!(created, vec!["etcd/m2/server.crt + etcd/m2/server.key", "etcd/m2/peer.crt + etcd/m2/peer.key"]);
@@ -357,11 +364,14 @@ fn ca_key_without_certificate_gets_a_certificate_for_that_key() {
 fn bad_member_names_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
     for name in ["", "M1", "m_1", "../x", "a/b", "ca.crt", "-m"] {
-        let spec = PkiSpec { etcd_members: vec![(name.into(), ip("10.0.0.1"))] };
+        let spec = PkiSpec { etcd_members: vec![(name.into(), ip("10.0.0.1"))], ..Default::default() };
         let err = ClusterPki::load_or_create(tmp.path(), &spec).unwrap_err();
         assert!(matches!(err, PkiError::Member { .. }), "{name}: {err}");
     }
-    let spec = PkiSpec { etcd_members: vec![("m1".into(), ip("10.0.0.1")), ("m1".into(), ip("10.0.0.2"))] };
+    let spec = PkiSpec {
+        etcd_members: vec![("m1".into(), ip("10.0.0.1")), ("m1".into(), ip("10.0.0.2"))],
+        ..Default::default()
+    };
     assert!(ClusterPki::load_or_create(tmp.path(), &spec).is_err());
 }
 
