@@ -220,3 +220,25 @@ fn extra_args_must_be_flags_with_one_word_values_and_not_groundworks_own() {
     let d = errors_of(&f.write(&stacked));
     assert!(d.iter().any(|d| d.path == "cluster.etcdExtraArgs" && d.message.contains("external etcd only")), "{d:#?}");
 }
+
+#[test]
+fn a_registry_section_names_its_host_and_mirrors_as_images_spell_them() {
+    let f = Fixture::new("registry");
+    let with_registry = |registry: &str| {
+        format!("{BASE}  - {{name: store-1, address: 192.168.50.31, roles: [registry]}}\nregistry:\n{registry}")
+    };
+    let p = f.write(&with_registry("  mirrors: [docker.io, registry.k8s.io, registry.example.org:5000]\n"));
+    assert!(inventory::load(&p).is_ok(), "a valid registry section is refused: {:?}", inventory::load(&p).err());
+    let p = f.write(&with_registry("  host: worker-1\n  mirrors: [https://docker.io, quay.io, quay.io]\n"));
+    let errors: Vec<String> = errors_of(&p).iter().map(|d| format!("{}: {}", d.path, d.message)).collect();
+    assert!(errors.iter().any(|e| e == "registry.host: host `worker-1` does not have role `registry`"), "{errors:?}");
+    assert!(
+        errors.iter().any(|e| e == "registry.mirrors[0]: `https://docker.io` is not a registry host name"),
+        "{errors:?}"
+    );
+    assert!(errors.iter().any(|e| e == "registry.mirrors[2]: `quay.io` is listed twice"), "{errors:?}");
+    let (code, _, err) = run_validate(&p);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("inventory.yaml:"), "located: {err}");
+    assert!(err.contains("without a scheme or path"), "the fix is said: {err}");
+}

@@ -132,6 +132,16 @@ pub struct BuildArgs {
     /// The docker CLI that pulls and saves the images.
     #[arg(long, value_name = "PROGRAM", default_value = "docker")]
     pub docker: PathBuf,
+    /// Also put every OS package for this OS release into the bundle, as `bundle packages` does
+    /// (repeat for more): debian-12, debian-13. Needs --key.
+    #[arg(long = "os", value_name = "RELEASE", requires = "key")]
+    pub releases: Vec<String>,
+    /// The Debian archive the OS packages come from.
+    #[arg(long, value_name = "URL", default_value = "http://deb.debian.org/debian")]
+    pub mirror: String,
+    /// The bundle's secret key, to sign the packages' repository and the bundle (with --os).
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
 }
 
 pub fn run(args: BundleArgs) -> anyhow::Result<ExitCode> {
@@ -235,7 +245,12 @@ fn build(args: BuildArgs) -> anyhow::Result<ExitCode> {
         .block_on(bundle_build::build(&opts, &progress))
         .with_context(|| format!("building the bundle in {}", opts.out.display()))?;
     print_summary(&built);
-    Ok(ExitCode::SUCCESS)
+    match args.key {
+        Some(key) if !args.releases.is_empty() => {
+            packages(PackagesArgs { bundle: opts.out, releases: args.releases, mirror: args.mirror, key })
+        }
+        _ => Ok(ExitCode::SUCCESS),
+    }
 }
 
 fn print_summary(built: &Built) {

@@ -40,7 +40,7 @@ pub fn run(args: ImagesArgs) -> anyhow::Result<ExitCode> {
                 if table {
                     let p = &p.pushed;
                     let sent = if p.blobs_uploaded == 0 {
-                        "already there".to_string()
+                        "every blob already there".to_string()
                     } else {
                         format!(
                             "{} of {} blobs sent, {} bytes",

@@ -22,7 +22,7 @@ mod packages;
 pub(crate) mod pki;
 mod prepare_os;
 mod ready;
-mod registry;
+pub(crate) mod registry;
 mod rolling;
 mod runtime;
 mod storage_clients;

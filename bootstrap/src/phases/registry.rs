@@ -46,9 +46,12 @@ pub fn run<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Vec
         let server = pki
             .registry_server()
             .ok_or_else(|| StepError::new("the cluster PKI holds no registry certificate (no registry in its spec)"))?;
-        let password = registry::password(settings, &cluster.base_dir, &cluster.state).map_err(StepError::new)?;
-        let line =
-            htpasswd::line(&cluster.state, &settings.user, &password).map_err(|e| StepError::new(e.to_string()))?;
+        let Some(password) = password_of(cluster, settings)? else {
+            changes.push(Change::new("generate the registry's password and configure the registry with it"));
+            return Ok(changes);
+        };
+        let line = htpasswd::line(&cluster.state, &settings.user, &password, cluster.dry_run)
+            .map_err(|e| StepError::new(e.to_string()))?;
         let config = crate::playbooks::render(
             "registry-config.yml",
             &serde_json::json!({"listen": registry::address(host, settings), "dir": DIR}),
@@ -94,4 +97,16 @@ pub fn run<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Vec
         Ok(changes)
     }
     .boxed()
+}
+
+/// The registry's password; in a dry run None when it would be generated (nothing is written).
+pub fn password_of(
+    cluster: &Cluster,
+    settings: &crate::inventory::Registry,
+) -> Result<Option<crate::secrets::Secret>, StepError> {
+    if cluster.dry_run {
+        registry::existing_password(settings, &cluster.base_dir, &cluster.state).map_err(StepError::new)
+    } else {
+        registry::password(settings, &cluster.base_dir, &cluster.state).map(Some).map_err(StepError::new)
+    }
 }

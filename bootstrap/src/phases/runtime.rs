@@ -83,7 +83,11 @@ async fn site_registry(cluster: &Cluster, node: &Node) -> Result<Vec<Change>, St
         Err(e) => return Err(e),
     };
     let address = registry::address(host, settings);
-    let password = registry::password(settings, &cluster.base_dir, &cluster.state).map_err(StepError::new)?;
+    let Some(password) = super::registry::password_of(cluster, settings)? else {
+        return Ok(vec![Change::new(
+            "write containerd's hosts.toml for the site registry (its password is not made yet)",
+        )]);
+    };
     let authorization = registry::basic_auth(&settings.user, password.expose());
     let mut files = vec![file(registry::NODE_CA, pki.ca_cert_pem().to_string(), 0o644)];
     for upstream in settings.mirrors.iter().map(|m| Some(m.as_str())).chain([None]) {

@@ -52,6 +52,15 @@ pub fn password(r: &Registry, base_dir: &Path, state: &StateDir) -> Result<Secre
     }
 }
 
+/// The password as [`password`] has it, without generating one (a dry run writes nothing):
+/// None when it would be generated.
+pub fn existing_password(r: &Registry, base_dir: &Path, state: &StateDir) -> Result<Option<Secret>, String> {
+    if r.password.is_none() && !state.root().join("secrets").join(GENERATED_PASSWORD).exists() {
+        return Ok(None);
+    }
+    password(r, base_dir, state).map(Some)
+}
+
 /// The `Authorization` header's value for `user` and `password` (HTTP basic).
 pub fn basic_auth(user: &str, password: &str) -> String {
     format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
