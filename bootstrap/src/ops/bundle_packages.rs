@@ -84,11 +84,18 @@ pub fn add(
     progress("writing manifest.json and SHA256SUMS, verifying and signing the bundle");
     write::write(&opts.bundle, &manifest)?;
     let verified = Bundle::open(&opts.bundle)?.verify()?;
+    // Every release the bundle now carries, those added before included.
+    let carried: std::collections::BTreeSet<&str> = manifest
+        .artifacts
+        .iter()
+        .filter(|a| a.kind == ArtifactKind::AptIndex)
+        .filter_map(|a| a.name.split_once(':').map(|(os, _)| os))
+        .collect();
     let comment = format!(
         "groundwork bundle {} (Kubernetes {}) with packages for {}, {} files",
         manifest.name,
         manifest.kubernetes_version,
-        opts.releases.iter().map(|o| o.id).collect::<Vec<_>>().join(", "),
+        carried.into_iter().collect::<Vec<_>>().join(", "),
         verified.files
     );
     let signed = signature::sign(&opts.bundle, &opts.key, password, &comment)?;

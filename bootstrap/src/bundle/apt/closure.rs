@@ -73,6 +73,8 @@ pub fn resolve(
     work: &Path,
     progress: &dyn Fn(&str),
 ) -> Result<Vec<ResolvedDeb>, AptError> {
+    // apt reads a relative Dir:: option from `/`, not from the current directory.
+    let work = &std::path::absolute(work).map_err(|source| AptError::Write { path: work.to_path_buf(), source })?;
     for dir in ["etc/sources.list.d", "etc/preferences.d", "state/lists/partial", "cache/archives/partial", "log"] {
         let path = work.join(dir);
         std::fs::create_dir_all(&path).map_err(|source| AptError::Write { path, source })?;
