@@ -42,7 +42,8 @@ pub fn run<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Vec
                 0o644,
             )])
             .await?;
-        let installing = node.ensure_all(vec![packages(cluster, node, v)]).await?;
+        let installing =
+            super::package_repository::install(cluster, node, crate::os_packages::postgresql(v)).await?;
         let tuning = Tuning::for_host(node.facts.memory.total_bytes, node.facts.cpu.count);
         if node.dry_run() {
             node.note(format!("PostgreSQL {v} tuned for this host: {}", tuning.summary()));
@@ -67,10 +68,6 @@ pub fn run<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Vec
         Ok(changes)
     }
     .boxed()
-}
-
-fn packages(cluster: &Cluster, node: &Node, version: u32) -> Task {
-    super::package_repository::task(cluster, node, crate::os_packages::postgresql(version))
 }
 
 /// The `<version>/main` cluster, created in the inventory's data directory when missing.

@@ -355,6 +355,9 @@ pub struct Shared {
     pub etcd_running: Arc<tokio::sync::OnceCell<etcd::Running>>,
     /// One gate per rolling restart (by phase): see `rolling`.
     pub rolling: BTreeMap<&'static str, rolling::Gate>,
+    /// Hosts whose copy of the bundle's apt repository this run has made ready (see
+    /// `package_repository::ready`).
+    pub repository_ready: std::collections::BTreeSet<String>,
 }
 
 impl Cluster {

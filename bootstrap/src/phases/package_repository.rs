@@ -39,10 +39,34 @@ pub fn task(cluster: &Cluster, node: &Node, names: Vec<String>) -> Task {
 }
 
 pub fn run<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Vec<Change>, StepError>> {
-    async move {
-        if cluster.inventory.packages.source != PackageSource::Bundle {
-            return Ok(vec![]);
-        }
+    async move { ready(cluster, node).await }.boxed()
+}
+
+/// Installs `names` from the inventory's package source, the bundle's repository made ready
+/// first: so a phase run alone (`apply --only database` on a bare host) finds it too.
+pub async fn install(cluster: &Cluster, node: &Node, names: Vec<String>) -> Result<Vec<Change>, StepError> {
+    let mut changes = ready(cluster, node).await?;
+    changes.extend(node.ensure_all(vec![task(cluster, node, names)]).await?);
+    Ok(changes)
+}
+
+/// With `packages.source: bundle`, the bundle's repository for this host, uploaded where it
+/// differs; once per host and run (this phase, or the first phase that installs a package).
+pub async fn ready(cluster: &Cluster, node: &Node) -> Result<Vec<Change>, StepError> {
+    if cluster.inventory.packages.source != PackageSource::Bundle {
+        return Ok(vec![]);
+    }
+    // A host goes through its phases one at a time: nothing else uploads to it meanwhile.
+    if cluster.shared.lock().await.repository_ready.contains(node.name()) {
+        return Ok(vec![]);
+    }
+    let changes = upload(cluster, node).await?;
+    cluster.shared.lock().await.repository_ready.insert(node.name().to_string());
+    Ok(changes)
+}
+
+async fn upload(cluster: &Cluster, node: &Node) -> Result<Vec<Change>, StepError> {
+    {
         let bundle = bundle(cluster).await?;
         let prefix = format!("{}/", repository_dir(node));
         let in_repository: Vec<_> = bundle
@@ -88,5 +112,4 @@ pub fn run<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Vec
             ))]
         })
     }
-    .boxed()
 }

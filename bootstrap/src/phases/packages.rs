@@ -18,7 +18,7 @@ pub fn run<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Vec
             }
             _ => os_packages::owned(&[os_packages::NODE]),
         };
-        node.ensure_all(vec![super::package_repository::task(cluster, node, names)]).await
+        super::package_repository::install(cluster, node, names).await
     }
     .boxed()
 }

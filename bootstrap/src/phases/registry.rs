@@ -24,12 +24,8 @@ const READY_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
 pub fn run<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Vec<Change>, StepError>> {
     async move {
         let Some((host, settings)) = registry::site(&cluster.inventory) else { return Ok(vec![]) };
-        let packages = super::package_repository::task(
-            cluster,
-            node,
-            crate::os_packages::REGISTRY.iter().map(|s| s.to_string()).collect(),
-        );
-        let mut changes = node.ensure_all(vec![packages]).await?;
+        let names = crate::os_packages::owned(&[crate::os_packages::REGISTRY]);
+        let mut changes = super::package_repository::install(cluster, node, names).await?;
         if node.dry_run() && !changes.is_empty() {
             // Its user and directories come with the package: nothing to compare with yet.
             changes.push(Change::new(format!(

@@ -43,9 +43,7 @@ pub fn run<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Vec
                 lists.push(os_packages::NFS_USERSPACE);
             }
         }
-        let mut changes = node
-            .ensure_all(vec![super::package_repository::task(cluster, node, os_packages::owned(&lists))])
-            .await?;
+        let mut changes = super::package_repository::install(cluster, node, os_packages::owned(&lists)).await?;
 
         if has_iscsi {
             let chap = chap(cluster)?;

@@ -29,7 +29,7 @@ pub fn run<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Vec
     async move {
         let Some(plan) = VolumePlan::of(&cluster.inventory) else { return Ok(vec![]) };
         let storage = cluster.inventory.storage.as_ref().expect("a volume plan comes from a storage section");
-        let mut changes = node.ensure_all(vec![packages(cluster, node, &plan)]).await?;
+        let mut changes = super::package_repository::install(cluster, node, packages(cluster, &plan)).await?;
         if plan.iscsi().next().is_some() {
             changes.extend(backing_stores(cluster, node, &plan).await?);
             changes.extend(match storage.iscsi.target {
@@ -43,7 +43,8 @@ pub fn run<'a>(cluster: &'a Cluster, node: &'a Node) -> BoxFuture<'a, Result<Vec
     .boxed()
 }
 
-fn packages(cluster: &Cluster, node: &Node, plan: &VolumePlan) -> Task {
+/// Every package the storage host needs for this inventory.
+fn packages(cluster: &Cluster, plan: &VolumePlan) -> Vec<String> {
     let inv = &cluster.inventory;
     let storage = inv.storage.as_ref().expect("checked by the caller");
     let mut lists: Vec<&[&str]> = vec![];
@@ -62,7 +63,7 @@ fn packages(cluster: &Cluster, node: &Node, plan: &VolumePlan) -> Task {
         NfsServer::Ganesha => os_packages::NFS_GANESHA,
         NfsServer::Kernel => os_packages::NFS_KERNEL,
     });
-    super::package_repository::task(cluster, node, os_packages::owned(&lists))
+    os_packages::owned(&lists)
 }
 
 /// What each iSCSI volume is stored in: a sparse file, or a logical volume of the inventory's
