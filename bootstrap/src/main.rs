@@ -46,7 +46,16 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    use clap::{CommandFactory, FromArgMatches};
+    let mut command = Cli::command();
+    // Finding and hashing the agent is for `--version` alone, not for every run.
+    if std::env::args_os().any(|a| a == "--version") {
+        command = command.long_version(long_version());
+    }
+    let cli = match Cli::from_arg_matches(&command.get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     init_logging(cli.verbose);
     let result = match cli.command {
         Command::Validate(a) => commands::validate::run(a),
@@ -74,6 +83,21 @@ fn main() -> ExitCode {
             ExitCode::from(commands::exit::FAILED)
         }
     }
+}
+
+/// `groundwork --version`: the controller, the agent protocol it speaks, and the agent binary it
+/// would upload (the same search `apply` makes without `--agent`), so an operator can tell which
+/// agent a packaged or copied controller carries.
+fn long_version() -> &'static str {
+    let version = env!("CARGO_PKG_VERSION");
+    let protocol = groundwork_protocol::PROTOCOL_VERSION;
+    let agent = match groundwork::agent::AgentBinary::locate(None) {
+        Ok(a) => format!("{} (sha256 {})", a.path.display(), &a.sha256[..16]),
+        Err(e) => e.to_string(),
+    };
+    let text = format!("{version}\nagent: groundwork-agent {version}, protocol {protocol}\nagent binary: {agent}");
+    // clap keeps the text for the whole run; it is made once.
+    Box::leak(text.into_boxed_str())
 }
 
 fn init_logging(verbose: u8) {

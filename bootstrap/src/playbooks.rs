@@ -79,6 +79,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_templates_directory_the_binary_and_the_playbooks_readme_agree() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../playbooks");
+        let mut on_disk: Vec<String> = std::fs::read_dir(dir.join("templates"))
+            .expect("playbooks/templates")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().trim_end_matches(".tera").to_string())
+            .collect();
+        on_disk.sort();
+        let mut compiled: Vec<String> = TEMPLATES.iter().map(|(n, _)| n.to_string()).collect();
+        compiled.sort();
+        assert_eq!(on_disk, compiled, "a template in playbooks/templates/ is not compiled in, or the other way round");
+        let readme = std::fs::read_to_string(dir.join("README.md")).expect("playbooks/README.md");
+        for name in &compiled {
+            assert!(readme.contains(&format!("`{name}`")), "playbooks/README.md does not list {name}");
+        }
+    }
+
+    #[test]
     fn every_template_parses_and_a_missing_value_is_named() {
         assert_eq!(engine().get_template_names().count(), TEMPLATES.len());
         let err = render("etcd.service", &serde_json::json!({})).unwrap_err().to_string();

@@ -1,7 +1,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use groundwork::inventory::{Diagnostic, LoadError};
+use groundwork::inventory::{Diagnostic, LoadError, LocalFiles};
 use groundwork::ops::validate::{Summary, validate};
 
 use super::exit;
@@ -15,6 +15,10 @@ pub struct ValidateArgs {
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = Format::Text)]
     pub output: Format,
+    /// Also require every file the inventory names on this machine (key files, the bundle, secret
+    /// files, the CNI manifest), as `plan` and `apply` do; without it their absence is a warning.
+    #[arg(long)]
+    pub here: bool,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -24,7 +28,8 @@ pub enum Format {
 }
 
 pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
-    match validate(&args.inventory) {
+    let local = if args.here { LocalFiles::Required } else { LocalFiles::Reported };
+    match validate(&args.inventory, local) {
         Ok((loaded, summary)) => {
             match args.output {
                 Format::Json => println!(

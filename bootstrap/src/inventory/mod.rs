@@ -13,6 +13,7 @@ pub mod values;
 use std::path::{Path, PathBuf};
 
 pub use diagnostic::{Diagnostic, Location, Severity};
+pub use semantic::LocalFiles;
 pub use model::*;
 
 /// An inventory that passed every check (warnings may remain), with what is needed to locate
@@ -44,12 +45,21 @@ pub enum LoadError {
 
 /// Reads, parses and checks an inventory file.
 pub fn load(path: &Path) -> Result<LoadedInventory, LoadError> {
+    load_checking(path, LocalFiles::Required)
+}
+
+/// [`load`], with the local files it names required or only reported (see [`LocalFiles`]).
+pub fn load_checking(path: &Path, local: LocalFiles) -> Result<LoadedInventory, LoadError> {
     let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read { path: path.to_path_buf(), source })?;
-    load_str(path, text)
+    load_str_checking(path, text, local)
 }
 
 /// Parses and checks inventory text; `path` is used for messages and relative paths.
 pub fn load_str(path: &Path, text: String) -> Result<LoadedInventory, LoadError> {
+    load_str_checking(path, text, LocalFiles::Required)
+}
+
+fn load_str_checking(path: &Path, text: String, local: LocalFiles) -> Result<LoadedInventory, LoadError> {
     let invalid = |diagnostics, text| LoadError::Invalid { path: path.to_path_buf(), source_text: text, diagnostics };
     let (inventory, map) = match deserialize::parse(path, &text) {
         Ok(parsed) => parsed,
@@ -72,7 +82,7 @@ pub fn load_str(path: &Path, text: String) -> Result<LoadedInventory, LoadError>
             ),
         );
     }
-    semantic::Checker::new(&inventory, &map, &base_dir, &mut diags).run();
+    semantic::Checker::new(&inventory, &map, &base_dir, &mut diags, local).run();
     if diags.has_errors() {
         return Err(invalid(diags.sorted(), text));
     }

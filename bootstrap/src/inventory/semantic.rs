@@ -20,11 +20,41 @@ pub struct Checker<'a> {
     map: &'a SourceMap,
     base_dir: &'a Path,
     out: &'a mut Diagnostics,
+    local: LocalFiles,
+}
+
+/// Files the inventory names on the machine groundwork runs on (key files, the bundle, secret
+/// files, the CNI manifest): a run needs them, but their absence says nothing about the file
+/// itself, which may be written on one machine and used on another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocalFiles {
+    /// A missing one is an error (every command that connects, and `validate --here`).
+    Required,
+    /// A missing one is a warning (`validate`): the file is checked, not this machine.
+    Reported,
 }
 
 impl<'a> Checker<'a> {
-    pub fn new(inv: &'a Inventory, map: &'a SourceMap, base_dir: &'a Path, out: &'a mut Diagnostics) -> Self {
-        Checker { inv, map, base_dir, out }
+    pub fn new(
+        inv: &'a Inventory,
+        map: &'a SourceMap,
+        base_dir: &'a Path,
+        out: &'a mut Diagnostics,
+        local: LocalFiles,
+    ) -> Self {
+        Checker { inv, map, base_dir, out, local }
+    }
+
+    /// Something the inventory names is not on this machine: an error or a warning as `local` says.
+    fn missing_here(&mut self, path: &str, message: impl Into<String>, help: &str) {
+        match self.local {
+            LocalFiles::Required => self.error(path, message, help),
+            LocalFiles::Reported => self.warn(
+                path,
+                format!("{} on this machine", message.into()),
+                format!("{help}; `plan` and `apply` refuse to run until it is there (`validate --here` checks as they do)"),
+            ),
+        }
     }
 
     pub fn run(mut self) {
@@ -69,7 +99,7 @@ impl<'a> Checker<'a> {
                 format!("`cni: {}` needs the plugin's manifest", c.cni.as_str()),
                 "set `cluster.cniManifest` to the release's calico.yaml or kube-flannel.yml beside the inventory",
             ),
-            (Cni::Calico | Cni::Flannel, Some(m)) if !resolve_path(self.base_dir, m).is_file() => self.error(
+            (Cni::Calico | Cni::Flannel, Some(m)) if !resolve_path(self.base_dir, m).is_file() => self.missing_here(
                 "cluster.cniManifest",
                 format!("{} does not exist", resolve_path(self.base_dir, m).display()),
                 "point it at the plugin's manifest (relative paths start at the inventory's directory)",
@@ -399,7 +429,7 @@ impl<'a> Checker<'a> {
         if let Some(f) = file {
             let full = resolve_path(self.base_dir, f);
             if !full.is_file() {
-                self.error(p, format!("key file {} does not exist", full.display()), "point it at an existing private key (relative paths start at the inventory's directory), or use `useAgent: true`");
+                self.missing_here(p, format!("key file {} does not exist", full.display()), "point it at an existing private key (relative paths start at the inventory's directory), or use `useAgent: true`");
             }
         }
     }
@@ -409,7 +439,7 @@ impl<'a> Checker<'a> {
             Some(SecretRef::File(f)) => {
                 let full = resolve_path(self.base_dir, f);
                 if !full.is_file() {
-                    self.error(
+                    self.missing_here(
                         p,
                         format!("secret file {} does not exist", full.display()),
                         "create the file (mode 0600) or reference an environment variable with `{env: NAME}`",
@@ -464,7 +494,7 @@ impl<'a> Checker<'a> {
                 crate::inventory::BundleKey::Inline(_) => None,
             };
             if let Some(path) = missing {
-                self.error(
+                self.missing_here(
                     "packages.bundleKey",
                     format!("bundle key file {} does not exist", path.display()),
                     "copy the site's public key (KEY.pub from `groundwork bundle keygen` or `minisign -G`) there; \
@@ -486,7 +516,7 @@ impl<'a> Checker<'a> {
         if let Some(b) = &pk.bundle {
             let full = resolve_path(self.base_dir, b);
             if !full.is_dir() {
-                self.error(
+                self.missing_here(
                     "packages.bundle",
                     format!("bundle directory {} does not exist", full.display()),
                     "point it at the unpacked offline bundle (relative paths start at the inventory's directory)",

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::inventory::{self, Diagnostic, LoadError, LoadedInventory, Role};
+use crate::inventory::{self, Diagnostic, LoadError, LoadedInventory, LocalFiles, Role};
 
 /// What a valid inventory describes, for the operator to confirm at a glance.
 #[derive(Debug, Serialize)]
@@ -20,8 +20,9 @@ pub struct Summary {
     pub warnings: Vec<Diagnostic>,
 }
 
-pub fn validate(path: &Path) -> Result<(LoadedInventory, Summary), LoadError> {
-    let loaded = inventory::load(path)?;
+/// Checks the file at `path`; `local` says whether the files it names on this machine must be here.
+pub fn validate(path: &Path, local: LocalFiles) -> Result<(LoadedInventory, Summary), LoadError> {
+    let loaded = inventory::load_checking(path, local)?;
     let summary = summarise(&loaded);
     Ok((loaded, summary))
 }
