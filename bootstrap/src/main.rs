@@ -41,6 +41,10 @@ enum Command {
     State(commands::state::StateArgs),
     /// Offline bundles: `bundle build` makes one from the official release downloads.
     Bundle(commands::bundle::BundleArgs),
+    /// A shell completion script on stdout: `groundwork completions bash > /etc/bash_completion.d/groundwork`.
+    Completions(commands::docs::CompletionsArgs),
+    /// Man pages for groundwork and every subcommand: `groundwork man --out DIR`.
+    Man(commands::docs::ManArgs),
     /// The site registry: `images push --from DIR` loads image tarballs into it.
     Images(commands::images::ImagesArgs),
 }
@@ -74,6 +78,8 @@ fn main() -> ExitCode {
         Command::Schema(a) => commands::schema::run(a),
         Command::State(a) => commands::state::run(a),
         Command::Bundle(a) => commands::bundle::run(a),
+        Command::Completions(a) => commands::docs::completions(a, Cli::command()),
+        Command::Man(a) => commands::docs::man(a, Cli::command()),
         Command::Images(a) => commands::images::run(a),
     };
     match result {

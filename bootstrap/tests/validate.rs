@@ -194,7 +194,9 @@ fn the_shipped_examples_validate_and_name_what_this_machine_lacks() {
     let example = repo().join("inventory/sdc-example.yaml");
     let (code, out, err) = run_validate(&example);
     assert_eq!(code, 0, "the example does not validate:\n{out}{err}");
-    for missing in ["cluster.cniManifest", "ssh.keyFile", "packages.bundle:", "packages.bundleKey", "database.users[0].password"] {
+    for missing in
+        ["cluster.cniManifest", "ssh.keyFile", "packages.bundle:", "packages.bundleKey", "database.users[0].password"]
+    {
         assert!(
             err.contains(&format!("warning: {missing}")) && err.contains("on this machine"),
             "no warning for {missing}: {err}"
@@ -203,7 +205,11 @@ fn the_shipped_examples_validate_and_name_what_this_machine_lacks() {
     assert!(err.contains("`plan` and `apply` refuse"), "{err}");
     // What runs against hosts needs them: the same file is refused by `validate --here` and by
     // the loader every connecting command uses, naming each missing file.
-    let out = Command::new(env!("CARGO_BIN_EXE_groundwork")).args(["validate", "--here", "-i"]).arg(&example).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_groundwork"))
+        .args(["validate", "--here", "-i"])
+        .arg(&example)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let d = errors_of(&example);
     let errors: Vec<_> = d.iter().filter(|d| d.is_error()).collect();

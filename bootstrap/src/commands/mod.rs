@@ -6,6 +6,7 @@ pub mod certs;
 pub mod check;
 pub mod connect_args;
 pub mod db;
+pub mod docs;
 pub mod etcd;
 pub mod facts;
 pub mod handoff;

@@ -13,8 +13,8 @@ pub mod values;
 use std::path::{Path, PathBuf};
 
 pub use diagnostic::{Diagnostic, Location, Severity};
-pub use semantic::LocalFiles;
 pub use model::*;
+pub use semantic::LocalFiles;
 
 /// An inventory that passed every check (warnings may remain), with what is needed to locate
 /// later findings in it.

@@ -52,7 +52,9 @@ impl<'a> Checker<'a> {
             LocalFiles::Reported => self.warn(
                 path,
                 format!("{} on this machine", message.into()),
-                format!("{help}; `plan` and `apply` refuse to run until it is there (`validate --here` checks as they do)"),
+                format!(
+                    "{help}; `plan` and `apply` refuse to run until it is there (`validate --here` checks as they do)"
+                ),
             ),
         }
     }
