@@ -18,6 +18,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Write a first, commented inventory from flags (or answers on a terminal); never replaces a file.
+    Init(commands::init::InitArgs),
     Validate(commands::validate::ValidateArgs),
     Facts(commands::facts::FactsArgs),
     Check(commands::check::CheckArgs),
@@ -62,6 +64,7 @@ fn main() -> ExitCode {
     };
     init_logging(cli.verbose);
     let result = match cli.command {
+        Command::Init(a) => commands::init::run(a),
         Command::Validate(a) => commands::validate::run(a),
         Command::Facts(a) => commands::facts::run(a),
         Command::Check(a) => commands::check::run(a),

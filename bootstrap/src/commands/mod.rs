@@ -11,6 +11,7 @@ pub mod etcd;
 pub mod facts;
 pub mod handoff;
 pub mod images;
+pub mod init;
 pub mod kubeconfig;
 pub mod node;
 pub mod progress;

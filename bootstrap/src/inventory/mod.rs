@@ -59,7 +59,7 @@ pub fn load_str(path: &Path, text: String) -> Result<LoadedInventory, LoadError>
     load_str_checking(path, text, LocalFiles::Required)
 }
 
-fn load_str_checking(path: &Path, text: String, local: LocalFiles) -> Result<LoadedInventory, LoadError> {
+pub fn load_str_checking(path: &Path, text: String, local: LocalFiles) -> Result<LoadedInventory, LoadError> {
     let invalid = |diagnostics, text| LoadError::Invalid { path: path.to_path_buf(), source_text: text, diagnostics };
     let (inventory, map) = match deserialize::parse(path, &text) {
         Ok(parsed) => parsed,
