@@ -9,6 +9,7 @@ pub mod database;
 pub mod digit;
 pub mod etcd;
 pub mod handoff;
+pub mod import;
 pub mod inventory;
 pub mod kube;
 pub mod ops;

@@ -20,6 +20,8 @@ struct Cli {
 enum Command {
     /// Write a first, commented inventory from flags (or answers on a terminal); never replaces a file.
     Init(commands::init::InitArgs),
+    /// A groundwork inventory from another tool's: `import ansible FILE` (Kubespray's layout).
+    Import(commands::import::ImportArgs),
     Validate(commands::validate::ValidateArgs),
     Facts(commands::facts::FactsArgs),
     Check(commands::check::CheckArgs),
@@ -65,6 +67,7 @@ fn main() -> ExitCode {
     init_logging(cli.verbose);
     let result = match cli.command {
         Command::Init(a) => commands::init::run(a),
+        Command::Import(a) => commands::import::run(a),
         Command::Validate(a) => commands::validate::run(a),
         Command::Facts(a) => commands::facts::run(a),
         Command::Check(a) => commands::check::run(a),

@@ -11,6 +11,7 @@ pub mod etcd;
 pub mod facts;
 pub mod handoff;
 pub mod images;
+pub mod import;
 pub mod init;
 pub mod kubeconfig;
 pub mod node;

@@ -13,6 +13,7 @@ pub mod facts;
 pub mod handoff;
 pub mod host_reset;
 pub mod images;
+pub mod import;
 pub mod init;
 pub mod interrupt;
 pub mod lease;
