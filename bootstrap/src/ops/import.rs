@@ -223,7 +223,19 @@ pub fn ansible(path: &Path, name: &str) -> Result<Imported, ImportError> {
         r.leave(&v, &k, why);
     }
 
-    let text = render(name, &masters, &workers, &per_host, &defaults, &bastion, version, pods, services, cni, &inv);
+    let carried = Carried {
+        name,
+        masters: &masters,
+        workers: &workers,
+        per_host: &per_host,
+        defaults: &defaults,
+        bastion: &bastion,
+        version,
+        pods,
+        services,
+        cni,
+    };
+    let text = render(carried, &inv);
     let problems = match inventory::load_str_checking(
         &PathBuf::from(format!("{name}.yaml")),
         text.clone(),
@@ -287,25 +299,27 @@ fn jump_host(args: &str) -> Option<(String, Option<u16>, Option<String>)> {
     Some((host, port, user))
 }
 
-#[allow(clippy::too_many_arguments)]
 /// `text` with `comment` after it in a column of its own.
 fn commented(text: String, comment: &str) -> String {
     format!("{text:<38}# {comment}")
 }
 
-fn render(
-    name: &str,
-    masters: &[String],
-    workers: &[String],
-    per_host: &BTreeMap<String, BTreeMap<&str, String>>,
-    defaults: &BTreeMap<&str, Option<String>>,
-    bastion: &Option<(String, Option<u16>, Option<String>)>,
+/// What was carried over, ready to be written out.
+struct Carried<'a> {
+    name: &'a str,
+    masters: &'a [String],
+    workers: &'a [String],
+    per_host: &'a BTreeMap<String, BTreeMap<&'static str, String>>,
+    defaults: &'a BTreeMap<&'static str, Option<String>>,
+    bastion: &'a Option<(String, Option<u16>, Option<String>)>,
     version: Option<String>,
     pods: Option<String>,
     services: Option<String>,
     cni: Option<String>,
-    inv: &Inventory,
-) -> String {
+}
+
+fn render(c: Carried<'_>, inv: &Inventory) -> String {
+    let Carried { name, masters, workers, per_host, defaults, bastion, version, pods, services, cni } = c;
     let mut t = String::new();
     let w = &mut t;
     let _ = writeln!(
