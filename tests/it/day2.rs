@@ -37,9 +37,9 @@ fn etcd_backup_and_restore_bring_the_cluster_back_to_the_snapshot() {
     ok(kubectl(&lab, &format!("create configmap gw-drill --from-literal=stamp={stamp}")), "create gw-drill");
 
     // Two backups with --keep 1: one snapshot is left, and it is whole.
-    run(&lab, &["etcd", "backup", "-i", &inv, "--dir", &dir_arg, "--keep", "1", "--json"]);
+    run(&lab, &["etcd", "backup", "-i", &inv, "--dir", &dir_arg, "--keep", "1", "-o", "json"]);
     std::thread::sleep(std::time::Duration::from_millis(1100));
-    let backup = run(&lab, &["etcd", "backup", "-i", &inv, "--dir", &dir_arg, "--keep", "1", "--json"]);
+    let backup = run(&lab, &["etcd", "backup", "-i", &inv, "--dir", &dir_arg, "--keep", "1", "-o", "json"]);
     assert_eq!(backup["removed"].as_array().map(Vec::len), Some(1), "{backup}");
     let snapshot = std::path::PathBuf::from(backup["file"].as_str().unwrap());
     let snapshots: Vec<_> = std::fs::read_dir(&dir)
@@ -91,8 +91,10 @@ fn etcd_backup_and_restore_bring_the_cluster_back_to_the_snapshot() {
     assert!(!unconfirmed.status.success());
     assert!(text(&unconfirmed.stderr).contains("pass --yes"), "{}", text(&unconfirmed.stderr));
 
-    let restored =
-        run(&lab, &["etcd", "restore", "-i", &inv, "--snapshot", &snapshot.display().to_string(), "--yes", "--json"]);
+    let restored = run(
+        &lab,
+        &["etcd", "restore", "-i", &inv, "--snapshot", &snapshot.display().to_string(), "--yes", "-o", "json"],
+    );
     println!("restore took {} ms", restored["took_ms"]);
     let drill = ok(kubectl(&lab, "get configmap gw-drill -o jsonpath={.data.stamp}"), "gw-drill after the restore");
     assert_eq!(drill.trim(), stamp, "the ConfigMap deleted after the backup is back, with its data");
@@ -148,9 +150,10 @@ fn a_view_user_lists_pods_cannot_delete_them_and_revoked_lists_nothing() {
             "auditors",
             "--role",
             "view",
-            "-o",
+            "--out",
             &out.display().to_string(),
-            "--json",
+            "-o",
+            "json",
         ],
     );
     assert_eq!(issued["binding"], "ClusterRoleBinding groundwork:user:viewer@egov.org");
@@ -179,7 +182,7 @@ fn a_view_user_lists_pods_cannot_delete_them_and_revoked_lists_nothing() {
     assert!(!secrets.status.success(), "view does not read Secrets");
     ok(kubectl(&lab, &format!("get -n kube-system {pod}")), "the pod is still there");
 
-    let revoked = run(&lab, &["kubeconfig", "-i", &inv, "--user", "viewer@egov.org", "--revoke", "--json"]);
+    let revoked = run(&lab, &["kubeconfig", "-i", &inv, "--user", "viewer@egov.org", "--revoke", "-o", "json"]);
     assert_eq!(revoked["deleted"], serde_json::json!(["ClusterRoleBinding groundwork:user:viewer@egov.org"]));
     let after = as_viewer("get pods -n kube-system");
     assert!(!after.status.success(), "revoked, the user still lists pods");
@@ -205,9 +208,10 @@ fn a_view_user_lists_pods_cannot_delete_them_and_revoked_lists_nothing() {
             "edit",
             "--namespace",
             "gw-team",
-            "-o",
+            "--out",
             &dir.join("dev1").display().to_string(),
-            "--json",
+            "-o",
+            "json",
         ],
     );
     assert_eq!(issued["binding"], "RoleBinding gw-team/groundwork:user:dev1");
@@ -215,15 +219,15 @@ fn a_view_user_lists_pods_cannot_delete_them_and_revoked_lists_nothing() {
     assert_eq!(can.trim(), "yes");
     let cannot = kubectl(&lab, "auth can-i create deployments -n default --as dev1");
     assert_eq!(text(&cannot.stdout).trim(), "no");
-    let revoked = run(&lab, &["kubeconfig", "-i", &inv, "--user", "dev1", "--revoke", "--json"]);
+    let revoked = run(&lab, &["kubeconfig", "-i", &inv, "--user", "dev1", "--revoke", "-o", "json"]);
     assert_eq!(revoked["deleted"], serde_json::json!(["RoleBinding gw-team/groundwork:user:dev1"]));
     ok(kubectl(&lab, "delete namespace gw-team --wait=false"), "clean up");
 }
 
-/// (host, path) -> not_after, from `certs check --json --all`.
+/// (host, path) -> not_after, from `certs check -o json --all`.
 fn expiries(lab: &Lab, extra: &[&str]) -> (bool, std::collections::BTreeMap<(String, String), i64>, serde_json::Value) {
     let inv = lab.inventory_path.display().to_string();
-    let mut args = vec!["certs", "check", "-i", inv.as_str(), "--json", "--all"];
+    let mut args = vec!["certs", "check", "-i", inv.as_str(), "-o", "json", "--all"];
     args.extend(extra);
     let out = lab.groundwork(&args);
     let report = lab.json(&out);
@@ -276,7 +280,7 @@ fn certs_check_lists_every_expiry_and_renew_moves_them_with_the_cluster_working(
     assert!(failed["certificates"].as_array().unwrap().iter().any(|c| c["health"] == "fail"));
 
     std::thread::sleep(std::time::Duration::from_secs(2));
-    let renewed = lab.groundwork(&["certs", "renew", "-i", &inv, "--json"]);
+    let renewed = lab.groundwork(&["certs", "renew", "-i", &inv, "-o", "json"]);
     assert!(renewed.status.success(), "certs renew: {}\n{}", text(&renewed.stdout), text(&renewed.stderr));
     let renewed = lab.json(&renewed);
     assert_eq!(renewed["masters"].as_array().map(Vec::len), Some(3), "{renewed}");
@@ -361,19 +365,29 @@ fn the_masters_snapshot_etcd_on_a_timer_and_the_day2_plans_change_nothing() {
     }
     let plan = run(
         &lab,
-        &["etcd", "restore", "-i", &inv, "--snapshot", &here.join(&newest).display().to_string(), "--plan", "--json"],
+        &[
+            "etcd",
+            "restore",
+            "-i",
+            &inv,
+            "--snapshot",
+            &here.join(&newest).display().to_string(),
+            "--plan",
+            "-o",
+            "json",
+        ],
     );
     let steps = plan["steps"].to_string();
     assert!(steps.contains("park the control plane") && steps.contains("master-3"), "{plan}");
-    let plan = run(&lab, &["certs", "renew", "-i", &inv, "--plan", "--json"]);
+    let plan = run(&lab, &["certs", "renew", "-i", &inv, "--plan", "-o", "json"]);
     assert_eq!(plan["steps"].as_array().map(Vec::len), Some(4), "the state's leaves, then each master: {plan}");
-    let plan = run(&lab, &["reset", "-i", &inv, "--plan", "--json"]);
+    let plan = run(&lab, &["reset", "-i", &inv, "--plan", "-o", "json"]);
     assert_eq!(plan["dry_run"], true);
     assert_eq!(plan["hosts"].as_array().map(Vec::len), Some(7), "every master and worker: {plan}");
     assert!(plan["identity_moved_to"].is_null(), "{plan}");
     assert!(lab.root.join("inventory/.groundwork/gwlab/pki/ca.crt").is_file(), "a plan moves nothing");
     let plan =
-        run(&lab, &["kubeconfig", "-i", &inv, "--user", "planned@egov.org", "--role", "edit", "--plan", "--json"]);
+        run(&lab, &["kubeconfig", "-i", &inv, "--user", "planned@egov.org", "--role", "edit", "--plan", "-o", "json"]);
     assert!(plan["steps"][0].as_str().unwrap().contains("ClusterRole edit"), "{plan}");
     assert!(!lab.root.join("inventory/.groundwork/gwlab/users/planned@egov.org.kubeconfig").exists());
     let bindings = ok(kubectl(&lab, "get clusterrolebindings -o name"), "bindings");

@@ -92,8 +92,7 @@ impl Outputs {
 }
 
 fn report_changes(out: &Output) -> Vec<(String, String, String)> {
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", text(&out.stdout), text(&out.stderr)));
+    let report = groundwork_lab_tests::report_json(&out.stdout, &text(&out.stderr));
     changes(&report)
 }
 
@@ -118,7 +117,7 @@ fn a_second_checkout_is_refused_then_adopts_and_backs_up_the_cluster() {
     // apply from the second checkout: refused at the identity phase, naming what it found.
     let out = outputs.run(&lab, &["apply", "-i", inv2, "-o", "json"], None);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    let report = groundwork_lab_tests::report_json(&out.stdout, &text(&out.stderr));
     let stopped = report["stopped"].as_str().unwrap_or_default();
     assert!(stopped.contains("does not match the cluster"), "{stopped}");
     let phases = report["phases"].as_array().unwrap();

@@ -208,8 +208,7 @@ fn wait_for_slow_step(lab: &Lab, apply: &mut Running) {
 }
 
 fn report(out: &Finished) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not a JSON report ({e}): {}\nstderr: {}", text(&out.stdout), out.stderr))
+    groundwork_lab_tests::report_json(&out.stdout, &out.stderr)
 }
 
 /// One host's outcome in one phase of a report.

@@ -103,8 +103,7 @@ impl Running {
 }
 
 fn report(out: &Finished) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", text(&out.stdout), out.stderr))
+    groundwork_lab_tests::report_json(&out.stdout, &out.stderr)
 }
 
 /// (phase, host, kind, error) of every failure in a report.

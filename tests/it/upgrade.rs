@@ -34,7 +34,11 @@ fn kubectl(lab: &Lab, args: &str) -> std::process::Output {
 
 fn groundwork_json(lab: &Lab, args: &[&str]) -> (bool, serde_json::Value, String) {
     let out = lab.groundwork(args);
-    let report = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    let report = if out.stdout.is_empty() {
+        serde_json::Value::Null
+    } else {
+        groundwork_lab_tests::report_json(&out.stdout, &text(&out.stderr))
+    };
     (out.status.success(), report, format!("{}\n{}", text(&out.stdout), text(&out.stderr)))
 }
 
@@ -221,7 +225,7 @@ fn the_cluster_upgrades_from_v1_33_0_to_v1_33_3_while_a_workload_keeps_serving()
 
     // Last, the reset that also wipes: the volumes and PostgreSQL's cluster go with it.
     let (ok, report, out) =
-        groundwork_json(&lab, &["reset", "-i", &new, "--yes", "--wipe-volumes", "--wipe-database", "--json"]);
+        groundwork_json(&lab, &["reset", "-i", &new, "--yes", "--wipe-volumes", "--wipe-database", "-o", "json"]);
     assert!(ok, "reset --wipe-volumes --wipe-database: {out}");
     assert!(report["kept"].as_array().is_some_and(Vec::is_empty), "{report}");
     let gone = lab.sh_in("storage-1", "ls /srv/groundwork /etc/tgt/conf.d/groundwork.conf 2>&1");

@@ -225,10 +225,26 @@ impl Lab {
         path
     }
 
+    /// groundwork's `-o json` output, checked against the report schema.
     pub fn json(&self, out: &Output) -> serde_json::Value {
-        serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", text(&out.stdout), text(&out.stderr)))
+        report_json(&out.stdout, &text(&out.stderr))
     }
+}
+
+/// A groundwork `-o json` report, parsed and checked against the committed report schema
+/// (`groundwork schema --report`): every report a lab test reads is also a proof of the schema.
+pub fn report_json(stdout: &[u8], stderr: &str) -> serde_json::Value {
+    static VALIDATOR: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
+    let report: serde_json::Value =
+        serde_json::from_slice(stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {stderr}", text(stdout)));
+    let validator = VALIDATOR.get_or_init(|| {
+        let schema: serde_json::Value =
+            serde_json::from_str(&groundwork::ops::output::schema_json()).expect("the report schema is JSON");
+        jsonschema::validator_for(&schema).expect("the report schema compiles")
+    });
+    let errors: Vec<String> = validator.iter_errors(&report).map(|e| format!("{e} at {}", e.instance_path)).collect();
+    assert!(errors.is_empty(), "the report does not match its schema:\n{}\n{report}", errors.join("\n"));
+    report
 }
 
 /// (phase, host, change) for every change in an apply report.
@@ -250,7 +266,7 @@ pub fn changes(report: &serde_json::Value) -> Vec<(String, String, String)> {
 
 /// The facts report's entry for `host`.
 pub fn host<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    report
+    report["hosts"]
         .as_array()
         .and_then(|a| a.iter().find(|h| h["name"] == name))
         .unwrap_or_else(|| panic!("no {name} in {report}"))

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Facts {
     pub hostname: String,
     pub os: Os,
@@ -37,6 +38,7 @@ pub struct Facts {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Os {
     /// `ID` from /etc/os-release, e.g. `debian`.
     pub id: String,
@@ -49,6 +51,7 @@ pub struct Os {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Cpu {
     /// Logical CPUs this node can use.
     pub count: u32,
@@ -56,6 +59,7 @@ pub struct Cpu {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Memory {
     /// MemTotal.
     pub total_bytes: u64,
@@ -68,6 +72,7 @@ pub struct Memory {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Disk {
     /// Kernel name, e.g. `vda`, `sda`, `nvme0n1`.
     pub name: String,
@@ -77,6 +82,7 @@ pub struct Disk {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Filesystem {
     /// Mount point asked about (`/` or `/var`).
     pub path: String,
@@ -88,6 +94,7 @@ pub struct Filesystem {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Interface {
     pub name: String,
     /// Lower-case `aa:bb:cc:dd:ee:ff`; None for interfaces without one.
@@ -98,12 +105,14 @@ pub struct Interface {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DefaultRoute {
     pub interface: String,
     pub gateway: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Cgroup {
     /// 1 (legacy or hybrid) or 2 (unified).
     pub version: u8,
@@ -113,6 +122,7 @@ pub struct Cgroup {
 
 /// How a kernel feature is available.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum FeatureState {
     /// Compiled into the kernel, or its module is loaded: usable now.
@@ -125,6 +135,7 @@ pub enum FeatureState {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct KernelFeatures {
     /// False when the kernel cannot load modules at all (no /proc/modules).
     pub modules_supported: bool,
@@ -138,6 +149,7 @@ pub struct KernelFeatures {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Installed {
     pub containerd: Option<String>,
     pub runc: Option<String>,

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 /// The manifest format this controller reads.
 pub const FORMAT: u64 = 1;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Manifest {
     pub format: u64,
@@ -31,7 +31,7 @@ pub struct Manifest {
     pub artifacts: Vec<Artifact>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Artifact {
     /// Unique within the bundle: `kubeadm`, `etcd`, `kubernetes-images`.
@@ -66,7 +66,7 @@ impl Artifact {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ArtifactKind {
     /// An executable copied to `installTo` on the nodes.

@@ -99,7 +99,7 @@ impl TrustedKey {
 }
 
 /// A good signature: by which key, with what trusted comment.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct Signed {
     pub key_id: String,
     pub trusted_comment: String,

@@ -49,7 +49,7 @@ impl fmt::Display for VerifyProblem {
 }
 
 /// What a successful verification covered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct Verified {
     pub files: usize,
     pub bytes: u64,

@@ -11,7 +11,9 @@ use groundwork::ops::interrupt;
 
 use super::connect_args::ConnectArgs;
 use super::exit;
+pub use super::output::Format;
 use super::table::{Table, human_ms};
+use groundwork::ops::output::Body;
 
 /// Bring the cluster to what the inventory says: every phase, in order (or the ones chosen).
 #[derive(Debug, clap::Args)]
@@ -63,20 +65,15 @@ pub struct RunArgs {
     /// up (a second Ctrl-C aborts at once).
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub grace_period: u64,
-    /// Output: human-readable text, or the whole report as JSON on stdout.
-    #[arg(short, long, value_enum, default_value_t = Format::Text)]
+    /// Output: human-readable text, or the whole report as JSON on stdout (`groundwork schema
+    /// --report` describes it).
+    #[arg(short, long, value_enum, value_name = "FORMAT", default_value_t = Format::Text)]
     pub output: Format,
     /// Use the offline bundle even if its signature is missing or not by the key the inventory
     /// pins (packages.bundleKey). Its files are still checked against SHA256SUMS; the report
     /// says that the signature was not checked, and why.
     #[arg(long)]
     pub allow_unsigned_bundle: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    Text,
-    Json,
 }
 
 pub fn run_apply(args: ApplyArgs) -> anyhow::Result<ExitCode> {
@@ -97,12 +94,19 @@ pub fn run_plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
 /// Runs `workflow` (apply's phases or an upgrade's) and prints its progress and summary.
 pub fn execute(args: RunArgs, dry_run: bool, show_diff: bool, workflow: Workflow) -> anyhow::Result<ExitCode> {
     let loaded = super::load_inventory(&args.connect.inventory)?;
-    execute_loaded(&loaded, args, dry_run, show_diff, workflow, CheckSettings::default())
+    let command = match (workflow, dry_run) {
+        (Workflow::Apply, false) => "apply",
+        (Workflow::Apply, true) => "plan",
+        (Workflow::Upgrade { .. }, false) => "upgrade",
+        (Workflow::Upgrade { .. }, true) => "upgrade --plan",
+    };
+    execute_loaded(command, &loaded, args, dry_run, show_diff, workflow, CheckSettings::default())
 }
 
 /// [`execute`] on an inventory already loaded (`node remove` runs apply on the inventory without
-/// the node).
+/// the node); `command` names it in the JSON report.
 pub fn execute_loaded(
+    command: &str,
     loaded: &groundwork::inventory::LoadedInventory,
     args: RunArgs,
     dry_run: bool,
@@ -135,15 +139,16 @@ pub fn execute_loaded(
         super::signals::stop_on_signals(handle, args.grace_period);
         apply(loaded, &opts, progress, stop).await
     })?;
-    match args.output {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-        Format::Text => print_summary(&report, show_diff, workflow),
-    }
-    Ok(ExitCode::from(match (&report.interrupted, report.succeeded()) {
+    let code = match (&report.interrupted, report.succeeded()) {
         (Some(_), _) => exit::INTERRUPTED,
         (None, true) => exit::OK,
         (None, false) => exit::FAILED,
-    }))
+    };
+    match args.output {
+        Format::Json => super::output::print_json(command, Body::Apply(report)),
+        Format::Text => print_summary(&report, show_diff, workflow),
+    }
+    Ok(ExitCode::from(code))
 }
 
 /// Progress as plain lines on stderr: a header per phase and a line per host as it finishes.

@@ -9,9 +9,12 @@ use groundwork::bundle::apt::OsRelease;
 use groundwork::bundle::build::release::{ARCHES, ETCD_URL, KUBERNETES_URL};
 use groundwork::bundle::signature::{self, TrustedKey};
 use groundwork::ops::bundle_build::{self, BuildOptions, Built, How};
-use groundwork::ops::bundle_packages::{self, PackagesOptions};
-use groundwork::ops::bundle_trust;
+use groundwork::ops::bundle_packages::{self, Packaged, PackagesOptions};
+use groundwork::ops::bundle_trust::{self, BundleTrust};
+use groundwork::ops::output::{Body, BundleBuild, BundleKey};
 use groundwork::secrets::Secret;
+
+use super::output::{OutputArg, print_json};
 
 #[derive(Debug, clap::Args)]
 pub struct BundleArgs {
@@ -69,6 +72,8 @@ pub struct PackagesArgs {
     /// from GROUNDWORK_BUNDLE_KEY_PASSWORD.
     #[arg(long, value_name = "FILE")]
     pub key: PathBuf,
+    #[command(flatten)]
+    pub output: OutputArg,
 }
 
 #[derive(Debug, clap::Args)]
@@ -79,6 +84,8 @@ pub struct KeygenArgs {
     /// Leave the secret key unencrypted (for a key kept offline, or a lab).
     #[arg(long)]
     pub unencrypted: bool,
+    #[command(flatten)]
+    pub output: OutputArg,
 }
 
 #[derive(Debug, clap::Args)]
@@ -89,6 +96,8 @@ pub struct SignArgs {
     /// The bundle's directory.
     #[arg(long, value_name = "DIR")]
     pub bundle: PathBuf,
+    #[command(flatten)]
+    pub output: OutputArg,
 }
 
 #[derive(Debug, clap::Args)]
@@ -99,6 +108,8 @@ pub struct VerifyArgs {
     /// The bundle's directory.
     #[arg(long, value_name = "DIR")]
     pub bundle: PathBuf,
+    #[command(flatten)]
+    pub output: OutputArg,
 }
 
 /// The environment variable an encrypted signing key's password is read from.
@@ -142,6 +153,8 @@ pub struct BuildArgs {
     /// The bundle's secret key, to sign the packages' repository and the bundle (with --os).
     #[arg(long, value_name = "FILE")]
     pub key: Option<PathBuf>,
+    #[command(flatten)]
+    pub output: OutputArg,
 }
 
 pub fn run(args: BundleArgs) -> anyhow::Result<ExitCode> {
@@ -155,16 +168,31 @@ pub fn run(args: BundleArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn packages(args: PackagesArgs) -> anyhow::Result<ExitCode> {
+    let json = args.output.json();
+    let (bundle, done) = add_packages(args)?;
+    if json {
+        print_json("bundle packages", Body::BundlePackages(done));
+    } else {
+        print_packaged(&bundle, &done);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn add_packages(args: PackagesArgs) -> anyhow::Result<(PathBuf, Packaged)> {
     let releases = args.releases.iter().map(|r| OsRelease::find(r)).collect::<Result<Vec<_>, _>>()?;
     let opts = PackagesOptions { bundle: args.bundle, releases, mirror: args.mirror, key: args.key };
     let password = Secret::from_env(PASSWORD_VARIABLE);
     let progress = |step: &str| eprintln!("bundle: {step}");
     let done = bundle_packages::add(&opts, password.as_ref(), &progress)
         .with_context(|| format!("adding OS packages to the bundle in {}", opts.bundle.display()))?;
+    Ok((opts.bundle, done))
+}
+
+fn print_packaged(bundle: &std::path::Path, done: &Packaged) {
     for a in &done.added {
         println!(
             "{}: apt/{} with {} packages ({} MiB), signed for apt with the bundle key",
-            opts.bundle.display(),
+            bundle.display(),
             a.os.id,
             a.packages,
             mib(a.bytes)
@@ -177,7 +205,6 @@ fn packages(args: PackagesArgs) -> anyhow::Result<ExitCode> {
         done.signed.key_id,
         done.signed.trusted_comment
     );
-    Ok(ExitCode::SUCCESS)
 }
 
 fn keygen(args: KeygenArgs) -> anyhow::Result<ExitCode> {
@@ -190,6 +217,17 @@ fn keygen(args: KeygenArgs) -> anyhow::Result<ExitCode> {
     }
     let password = if args.unencrypted { None } else { password };
     let key = signature::generate(&args.key, password.as_ref())?;
+    if args.output.json() {
+        let report = BundleKey {
+            secret_key: args.key.clone(),
+            encrypted: password.is_some(),
+            public_key_file: signature::pub_file(&args.key),
+            key_id: key.id().to_string(),
+            public_key: key.to_base64(),
+        };
+        print_json("bundle keygen", Body::BundleKey(report));
+        return Ok(ExitCode::SUCCESS);
+    }
     println!("secret key: {} ({})", args.key.display(), if password.is_some() { "encrypted" } else { "not encrypted" });
     println!("public key: {} (key id {})", signature::pub_file(&args.key).display(), key.id());
     println!("pin it in the inventory:  packages.bundleKey: {}", key.to_base64());
@@ -201,6 +239,10 @@ fn sign(args: SignArgs) -> anyhow::Result<ExitCode> {
     eprintln!("bundle: checking every file of {} against its sums before signing", args.bundle.display());
     let (signed, verified) = bundle_trust::sign(&args.bundle, &args.key, password.as_ref())
         .with_context(|| format!("signing the bundle in {}", args.bundle.display()))?;
+    if args.output.json() {
+        print_json("bundle sign", Body::BundleSignature(trust(args.bundle, signed, verified)));
+        return Ok(ExitCode::SUCCESS);
+    }
     println!(
         "{}: signed by key {} ({} files, {} MiB)\n  trusted comment: {}",
         args.bundle.join(signature::SIGNATURE).display(),
@@ -218,6 +260,10 @@ fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         Err(_) => TrustedKey::parse(&args.key)?,
     };
     let (signed, verified) = bundle_trust::verify(&args.bundle, &key)?;
+    if args.output.json() {
+        print_json("bundle verify", Body::BundleSignature(trust(args.bundle, signed, verified)));
+        return Ok(ExitCode::SUCCESS);
+    }
     println!(
         "{}: good signature by key {}, {} files ({} MiB) match SHA256SUMS\n  trusted comment: {}",
         args.bundle.display(),
@@ -244,13 +290,36 @@ fn build(args: BuildArgs) -> anyhow::Result<ExitCode> {
     let built = super::runtime()?
         .block_on(bundle_build::build(&opts, &progress))
         .with_context(|| format!("building the bundle in {}", opts.out.display()))?;
-    print_summary(&built);
-    match args.key {
-        Some(key) if !args.releases.is_empty() => {
-            packages(PackagesArgs { bundle: opts.out, releases: args.releases, mirror: args.mirror, key })
-        }
-        _ => Ok(ExitCode::SUCCESS),
+    let json = args.output.json();
+    if !json {
+        print_summary(&built);
     }
+    let packages = match args.key {
+        Some(key) if !args.releases.is_empty() => {
+            let more = PackagesArgs {
+                bundle: opts.out,
+                releases: args.releases,
+                mirror: args.mirror,
+                key,
+                output: args.output,
+            };
+            let (bundle, done) = add_packages(more)?;
+            if !json {
+                print_packaged(&bundle, &done);
+            }
+            Some(done)
+        }
+        _ => None,
+    };
+    if json {
+        print_json("bundle build", Body::BundleBuilt(BundleBuild { built, packages }));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A signed and verified bundle, as the reports of `apply` show one.
+fn trust(dir: PathBuf, signed: signature::Signed, verified: groundwork::bundle::Verified) -> BundleTrust {
+    BundleTrust { dir, signed_by: Some(signed), unchecked: None, files: verified.files, bytes: verified.bytes }
 }
 
 fn print_summary(built: &Built) {

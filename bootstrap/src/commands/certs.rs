@@ -3,8 +3,10 @@
 use std::process::ExitCode;
 
 use groundwork::ops::certs::{self, CheckOptions, Health};
+use groundwork::ops::output::Body;
 
 use super::connect_args::ConnectArgs;
+use super::output::{OutputArg, print_json};
 use super::table::{Table, utc};
 
 #[derive(Debug, clap::Args)]
@@ -27,9 +29,8 @@ pub enum CertsAction {
         /// Fail below this many days left.
         #[arg(long, value_name = "DAYS", default_value_t = 7)]
         fail_days: i64,
-        /// Print the report as JSON on stdout.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        output: OutputArg,
         /// Show every certificate (by default: those that warn or fail, and a line per host).
         #[arg(long)]
         all: bool,
@@ -43,28 +44,29 @@ pub enum CertsAction {
         /// Say what would be renewed and restarted, master by master; change nothing.
         #[arg(long)]
         plan: bool,
-        /// Print the report as JSON on stdout.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        output: OutputArg,
     },
 }
 
 pub fn run(args: CertsArgs) -> anyhow::Result<ExitCode> {
     let (connect, warn_days, fail_days, json, all) = match args.action {
-        CertsAction::Check { connect, warn_days, fail_days, json, all } => (connect, warn_days, fail_days, json, all),
-        CertsAction::Renew { connect, plan: true, json } => {
-            return super::print_plan(&connect, json, "certs renew", |l, t| {
+        CertsAction::Check { connect, warn_days, fail_days, output, all } => {
+            (connect, warn_days, fail_days, output.json(), all)
+        }
+        CertsAction::Renew { connect, plan: true, output } => {
+            return super::print_plan(&connect, output.json(), "certs renew", |l, t| {
                 Box::pin(async move { Ok(certs::renew_plan(l, t).await?) })
             });
         }
-        CertsAction::Renew { connect, plan: false, json } => return renew(connect, json),
+        CertsAction::Renew { connect, plan: false, output } => return renew(connect, output.json()),
     };
     let loaded = super::load_inventory(&connect.inventory)?;
     let opts = CheckOptions { transport: connect.facts_options(&loaded).transport, warn_days, fail_days };
     let report = super::runtime()?.block_on(certs::check(&loaded, opts))?;
     let worst = report.worst();
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        print_json("certs check", Body::Certificates(report));
     } else {
         let mut t = Table::new(["HOST", "CERTIFICATE", "SUBJECT", "EXPIRES", "DAYS", "STATUS"]);
         for c in report.certificates.iter().filter(|c| all || c.health != Health::Ok) {
@@ -102,7 +104,7 @@ fn renew(connect: ConnectArgs, json: bool) -> anyhow::Result<ExitCode> {
     let say = |line: &str| eprintln!("  {line}");
     let report = super::runtime()?.block_on(certs::renew(&loaded, transport, &say))?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        print_json("certs renew", Body::CertificateRenewal(report));
         return Ok(ExitCode::from(super::exit::OK));
     }
     println!(

@@ -1,6 +1,7 @@
 use std::process::ExitCode;
 
 use groundwork::ops::check::{CheckReport, CheckSettings, Status, evaluate};
+use groundwork::ops::output::Body;
 
 use super::connect_args::ConnectArgs;
 use super::exit;
@@ -13,7 +14,7 @@ pub struct CheckArgs {
     #[command(flatten)]
     pub connect: ConnectArgs,
     /// Output format.
-    #[arg(short, long, value_enum, default_value_t = Format::Table)]
+    #[arg(short, long, value_enum, value_name = "FORMAT", default_value_t = Format::Table)]
     pub output: Format,
     /// Largest clock offset between a host and this machine that passes, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 2000)]
@@ -36,11 +37,12 @@ pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         &reports,
         &CheckSettings { max_clock_skew_ms: args.max_clock_skew, ..CheckSettings::default() },
     );
+    let code = if report.passed() { exit::OK } else { exit::FAILED };
     match args.output {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+        Format::Json => super::output::print_json("check", Body::Check(report)),
         Format::Table => print_report(&report, args.problems),
     }
-    Ok(ExitCode::from(if report.passed() { exit::OK } else { exit::FAILED }))
+    Ok(ExitCode::from(code))
 }
 
 fn word(s: Status) -> &'static str {

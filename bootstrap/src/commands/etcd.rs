@@ -5,8 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use groundwork::ops::etcd::{self, BackupOptions, RestoreOptions};
+use groundwork::ops::output::Body;
 
 use super::connect_args::ConnectArgs;
+use super::output::{OutputArg, print_json};
 
 #[derive(Debug, clap::Args)]
 pub struct EtcdArgs {
@@ -28,9 +30,8 @@ pub enum EtcdAction {
         /// Where snapshots go.
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
-        /// Print the report as JSON on stdout.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        output: OutputArg,
     },
     /// Disaster recovery: every etcd member restored from one snapshot. The control plane stops
     /// meanwhile, and every change made after the snapshot is lost. Asks for the cluster's name
@@ -47,20 +48,20 @@ pub enum EtcdAction {
         /// Check the snapshot and the masters, say what the restore would do; change nothing.
         #[arg(long)]
         plan: bool,
-        /// Print the report as JSON on stdout.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        output: OutputArg,
     },
 }
 
 pub fn run(args: EtcdArgs) -> anyhow::Result<ExitCode> {
     match args.action {
-        EtcdAction::Backup { connect, keep, dir, json } => {
+        EtcdAction::Backup { connect, keep, dir, output } => {
+            let json = output.json();
             let loaded = super::load_inventory(&connect.inventory)?;
             let opts = BackupOptions { transport: connect.facts_options(&loaded).transport, keep, dir };
             let report = super::runtime()?.block_on(etcd::backup(&loaded, opts, &say(json)))?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                print_json("etcd backup", Body::EtcdBackup(report));
             } else {
                 let i = &report.info;
                 println!("etcd snapshot of {} from {}: {}", i.cluster, i.member, report.file.display());
@@ -78,12 +79,13 @@ pub fn run(args: EtcdArgs) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::from(super::exit::OK))
         }
-        EtcdAction::Restore { connect, snapshot, plan: true, json, .. } => {
-            super::print_plan(&connect, json, "etcd restore", move |l, transport| {
+        EtcdAction::Restore { connect, snapshot, plan: true, output, .. } => {
+            super::print_plan(&connect, output.json(), "etcd restore", move |l, transport| {
                 Box::pin(async move { Ok(etcd::restore_plan(l, RestoreOptions { transport, snapshot }).await?) })
             })
         }
-        EtcdAction::Restore { connect, snapshot, yes, json, plan: false } => {
+        EtcdAction::Restore { connect, snapshot, yes, output, plan: false } => {
+            let json = output.json();
             let loaded = super::load_inventory(&connect.inventory)?;
             let cluster = loaded.inventory.cluster.name.clone();
             // The file is checked before anyone is asked anything.
@@ -95,7 +97,7 @@ pub fn run(args: EtcdArgs) -> anyhow::Result<ExitCode> {
             let opts = RestoreOptions { transport: connect.facts_options(&loaded).transport, snapshot };
             let report = super::runtime()?.block_on(etcd::restore(&loaded, opts, &say(json)))?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                print_json("etcd restore", Body::EtcdRestore(report));
             } else {
                 println!(
                     "etcd restored from {} on every master (cluster token {}); every node Ready ({:.1} s)",

@@ -1,6 +1,7 @@
 use std::process::ExitCode;
 
 use groundwork::ops::facts::{HostReport, HostResult};
+use groundwork::ops::output::{Body, FactsOutput};
 
 use super::connect_args::ConnectArgs;
 use super::exit;
@@ -12,7 +13,7 @@ pub struct FactsArgs {
     #[command(flatten)]
     pub connect: ConnectArgs,
     /// Output format.
-    #[arg(short, long, value_enum, default_value_t = Format::Table)]
+    #[arg(short, long, value_enum, value_name = "FORMAT", default_value_t = Format::Table)]
     pub output: Format,
 }
 
@@ -25,12 +26,12 @@ pub enum Format {
 
 pub fn run(args: FactsArgs) -> anyhow::Result<ExitCode> {
     let (_, reports) = args.connect.gather("facts", args.output == Format::Table)?;
+    let failed = reports.iter().filter(|r| matches!(r.result, HostResult::Failed { .. })).count();
     match args.output {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&reports)?),
-        Format::Yaml => print!("{}", serde_yaml_ng::to_string(&reports)?),
+        Format::Json => super::output::print_json("facts", Body::Facts(FactsOutput { hosts: reports })),
+        Format::Yaml => super::output::print_yaml("facts", Body::Facts(FactsOutput { hosts: reports }))?,
         Format::Table => print_table(&reports),
     }
-    let failed = reports.iter().filter(|r| matches!(r.result, HostResult::Failed { .. })).count();
     Ok(ExitCode::from(if failed == 0 { exit::OK } else { exit::FAILED }))
 }
 

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use groundwork::handoff::{FileStatus, HandoffOutcome};
 use groundwork::ops::handoff::{handoff_locked, run_deployer};
+use groundwork::ops::output::Body;
 
 use super::exit;
 use super::table::Table;
@@ -24,7 +25,7 @@ pub struct HandoffArgs {
     #[arg(long)]
     pub strict: bool,
     /// Output: a table of files, or the whole outcome as JSON on stdout.
-    #[arg(short, long, value_enum, default_value_t = Format::Table)]
+    #[arg(short, long, value_enum, value_name = "FORMAT", default_value_t = Format::Table)]
     pub output: Format,
 }
 
@@ -41,7 +42,7 @@ pub fn run(args: HandoffArgs) -> anyhow::Result<ExitCode> {
     }
     let outcome = handoff_locked(&loaded)?;
     match args.output {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&outcome)?),
+        Format::Json => super::output::print_json("handoff", Body::Handoff(outcome.clone())),
         Format::Table => print_outcome(&outcome),
     }
     if args.strict && !outcome.placeholders.is_empty() {

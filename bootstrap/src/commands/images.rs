@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use groundwork::ops::images;
+use groundwork::ops::output::Body;
 
 use super::connect_args::ConnectArgs;
 use super::facts::Format;
@@ -25,7 +26,7 @@ pub enum ImagesAction {
         #[arg(long, value_name = "DIR")]
         from: PathBuf,
         /// Output format (table: one line per image as it lands).
-        #[arg(short, long, value_enum, default_value_t = Format::Table)]
+        #[arg(short, long, value_enum, value_name = "FORMAT", default_value_t = Format::Table)]
         output: Format,
     },
 }
@@ -53,8 +54,8 @@ pub fn run(args: ImagesArgs) -> anyhow::Result<ExitCode> {
                 }
             }))?;
             match output {
-                Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-                Format::Yaml => print!("{}", serde_yaml_ng::to_string(&report)?),
+                Format::Json => super::output::print_json("images push", Body::Images(report)),
+                Format::Yaml => super::output::print_yaml("images push", Body::Images(report))?,
                 Format::Table => println!("{} image(s) in the registry at {}", report.images.len(), report.registry),
             }
             Ok(ExitCode::SUCCESS)

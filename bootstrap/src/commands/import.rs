@@ -3,9 +3,11 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use groundwork::ops::output::Body;
 use groundwork::ops::{import, init};
 
 use super::exit;
+use super::output::Format;
 
 #[derive(Debug, clap::Args)]
 pub struct ImportArgs {
@@ -28,15 +30,9 @@ pub enum ImportFrom {
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
         /// Output format: text (the inventory, the list on stderr) or json (both, and what validate says).
-        #[arg(short, long, value_enum, default_value_t = Format::Text)]
+        #[arg(short, long, value_enum, value_name = "FORMAT", default_value_t = Format::Text)]
         output: Format,
     },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    Text,
-    Json,
 }
 
 pub fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
@@ -44,9 +40,7 @@ pub fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
     let name = name.unwrap_or_else(|| cluster_name(&file));
     let imported = import::ansible(&file, &name)?;
     let valid = imported.problems.is_empty();
-    if output == Format::Json {
-        println!("{}", serde_json::to_string_pretty(&imported)?);
-    } else {
+    if output == Format::Text {
         for n in &imported.not_carried {
             eprintln!("not carried: {n}");
         }
@@ -68,6 +62,9 @@ pub fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
         }
         (None, _) if output == Format::Text => print!("{}", imported.text),
         (None, _) => {}
+    }
+    if output == Format::Json {
+        super::output::print_json("import ansible", Body::Import(imported));
     }
     Ok(ExitCode::from(if valid { exit::OK } else { exit::FAILED }))
 }

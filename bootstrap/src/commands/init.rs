@@ -5,7 +5,12 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use groundwork::inventory::LocalFiles;
 use groundwork::ops::init::{self, InitSpec};
+use groundwork::ops::output::{Body, InitOutput};
+use groundwork::ops::validate::validate;
+
+use super::output::{OutputArg, print_json};
 
 #[derive(Debug, clap::Args)]
 pub struct InitArgs {
@@ -39,6 +44,8 @@ pub struct InitArgs {
     /// The SSH private key (default ~/.ssh/id_ed25519).
     #[arg(long, value_name = "FILE")]
     pub key: Option<PathBuf>,
+    #[command(flatten)]
+    pub output: OutputArg,
 }
 
 pub fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
@@ -72,6 +79,11 @@ pub fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
     let spec = InitSpec { name, bastion, masters, workers, storage, database, user, key: args.key };
     let text = init::render(&spec, &args.inventory)?;
     init::write_new(&args.inventory, &text)?;
+    if args.output.json() {
+        let (_, summary) = validate(&args.inventory, LocalFiles::Reported)?;
+        print_json("init", Body::Init(InitOutput { inventory: args.inventory, summary }));
+        return Ok(ExitCode::SUCCESS);
+    }
     println!("wrote {}; next: groundwork validate -i {0}", args.inventory.display());
     Ok(ExitCode::SUCCESS)
 }

@@ -3,9 +3,11 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use groundwork::ops::output::Body;
 use groundwork::ops::users::{self, UserOptions, UserRole};
 
 use super::connect_args::ConnectArgs;
+use super::output::{OutputArg, print_json};
 
 #[derive(Debug, clap::Args)]
 pub struct KubeconfigArgs {
@@ -27,7 +29,7 @@ pub struct KubeconfigArgs {
     #[arg(long, value_name = "N", default_value_t = 365)]
     pub days: u32,
     /// Where to write the kubeconfig (default: the state directory's users/NAME.kubeconfig).
-    #[arg(short, long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
     /// Delete the user's bindings instead (the certificate still authenticates until it expires).
     #[arg(long, conflicts_with_all = ["group", "namespace", "out"])]
@@ -35,9 +37,8 @@ pub struct KubeconfigArgs {
     /// Say what would be signed, bound and written; change nothing.
     #[arg(long, conflicts_with = "revoke")]
     pub plan: bool,
-    /// Print the report as JSON on stdout.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub output: OutputArg,
 }
 
 fn parse_role(s: &str) -> Result<UserRole, String> {
@@ -50,8 +51,8 @@ pub fn run(args: KubeconfigArgs) -> anyhow::Result<ExitCode> {
     let runtime = super::runtime()?;
     if args.revoke {
         let report = runtime.block_on(users::revoke(&loaded, transport, &args.user))?;
-        if args.json {
-            println!("{}", serde_json::to_string_pretty(&report)?);
+        if args.output.json() {
+            print_json("kubeconfig --revoke", Body::UserRevoked(report));
             return Ok(ExitCode::from(super::exit::OK));
         }
         if report.deleted.is_empty() {
@@ -81,11 +82,11 @@ pub fn run(args: KubeconfigArgs) -> anyhow::Result<ExitCode> {
         out: args.out,
     };
     if args.plan {
-        return super::show_plan("kubeconfig", users::issue_plan(&loaded, &opts)?, args.json);
+        return super::show_plan("kubeconfig", users::issue_plan(&loaded, &opts)?, args.output.json());
     }
     let report = runtime.block_on(users::issue(&loaded, opts))?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+    if args.output.json() {
+        print_json("kubeconfig", Body::UserAccess(report));
         return Ok(ExitCode::from(super::exit::OK));
     }
     let i = &report.issued;

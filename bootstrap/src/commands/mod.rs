@@ -15,6 +15,7 @@ pub mod import;
 pub mod init;
 pub mod kubeconfig;
 pub mod node;
+pub mod output;
 pub mod progress;
 pub mod reset;
 pub mod schema;
@@ -62,7 +63,10 @@ pub fn print_plan(
 /// A plan's steps on stdout, as lines or JSON.
 pub fn show_plan(command: &str, steps: Vec<String>, json: bool) -> anyhow::Result<std::process::ExitCode> {
     if json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"plan": command, "steps": steps}))?);
+        output::print_json(
+            &format!("{command} --plan"),
+            groundwork::ops::output::Body::Steps(groundwork::ops::output::Steps { steps }),
+        );
     } else {
         println!("plan: what `groundwork {command}` would do (nothing was changed)");
         for s in steps {

@@ -42,7 +42,7 @@ pub enum NodeAction {
         #[arg(long)]
         allow_unsigned_bundle: bool,
         /// Output: human-readable text, or the report of the update as JSON on stdout.
-        #[arg(short, long, value_enum, default_value_t = Format::Text)]
+        #[arg(short, long, value_enum, value_name = "FORMAT", default_value_t = Format::Text)]
         output: Format,
     },
 }
@@ -66,7 +66,15 @@ pub fn run(args: NodeArgs) -> anyhow::Result<ExitCode> {
     let rest = nodes::without(&loaded, &name);
     let run = RunArgs { connect, only: vec![], skip: vec![], grace_period: 60, output, allow_unsigned_bundle };
     let check = CheckSettings { replacing_master: taken.master, ..CheckSettings::default() };
-    let code = execute_loaded(&rest, run, plan, false, Workflow::Apply, check)?;
+    let code = execute_loaded(
+        if plan { "node remove --plan" } else { "node remove" },
+        &rest,
+        run,
+        plan,
+        false,
+        Workflow::Apply,
+        check,
+    )?;
     if code != ExitCode::from(super::exit::OK) {
         eprintln!(
             "{name} is drained but still a member: not every other host was brought up to date (see above). Fix \

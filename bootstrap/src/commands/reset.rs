@@ -3,9 +3,11 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
+use groundwork::ops::output::Body;
 use groundwork::ops::reset::{self, ResetOptions};
 
 use super::connect_args::ConnectArgs;
+use super::output::{OutputArg, print_json};
 
 /// Take the cluster down (every master and worker, or --hosts); the volumes and PostgreSQL are kept
 ///
@@ -34,9 +36,8 @@ pub struct ResetArgs {
     /// Say what would be reset, wiped and kept on each host; change nothing.
     #[arg(long)]
     pub plan: bool,
-    /// Print the report as JSON on stdout.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub output: OutputArg,
 }
 
 pub fn run(args: ResetArgs) -> anyhow::Result<ExitCode> {
@@ -53,7 +54,7 @@ pub fn run(args: ResetArgs) -> anyhow::Result<ExitCode> {
         wipe_database: args.wipe_database,
         dry_run: args.plan,
     };
-    let json = args.json;
+    let json = args.output.json();
     let args_whole = opts.hosts.is_empty();
     let say = move |line: &str| {
         if !json || std::io::stderr().is_terminal() {
@@ -62,7 +63,7 @@ pub fn run(args: ResetArgs) -> anyhow::Result<ExitCode> {
     };
     let report = super::runtime()?.block_on(reset::reset(&loaded, opts, &say))?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        print_json(if report.dry_run { "reset --plan" } else { "reset" }, Body::Reset(report));
         return Ok(ExitCode::from(super::exit::OK));
     }
     if report.dry_run {

@@ -4,10 +4,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use age::secrecy::SecretString;
+use groundwork::ops::output::Body;
 use groundwork::ops::state;
 use groundwork::state::archive::{BackupKey, RestoreKey};
 
 use super::connect_args::ConnectArgs;
+use super::output::{OutputArg, print_json};
 
 /// The environment variable a backup or restore passphrase is read from (else a terminal prompt).
 const PASSPHRASE_ENV: &str = "GROUNDWORK_STATE_PASSPHRASE";
@@ -25,9 +27,8 @@ pub enum StateAction {
     Adopt {
         #[command(flatten)]
         connect: ConnectArgs,
-        /// Output: human-readable text, or the report as JSON on stdout.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        output: OutputArg,
     },
     /// Write the whole state directory (PKI, secrets, identity, journal) as an age-encrypted
     /// archive. Passphrase from GROUNDWORK_STATE_PASSPHRASE or a prompt, unless --recipient.
@@ -41,6 +42,8 @@ pub enum StateAction {
         /// Encrypt to this age public key (`age1...`) instead of a passphrase; repeatable.
         #[arg(long, value_name = "AGE1...")]
         recipient: Vec<String>,
+        #[command(flatten)]
+        output: OutputArg,
     },
     /// Restore the state directory from an archive `state backup` wrote.
     Restore {
@@ -56,17 +59,21 @@ pub enum StateAction {
         /// Replace an existing state (it is moved aside, not deleted).
         #[arg(long)]
         force: bool,
+        #[command(flatten)]
+        output: OutputArg,
     },
 }
 
 pub fn run(args: StateArgs) -> anyhow::Result<ExitCode> {
     match args.action {
-        StateAction::Adopt { connect, json } => {
+        StateAction::Adopt { connect, output } => {
+            let json = output.json();
             let loaded = super::load_inventory(&connect.inventory)?;
             let opts = connect.facts_options(&loaded).transport;
             let report = super::runtime()?.block_on(state::adopt(&loaded, opts))?;
+            let attention = report.items.iter().any(|i| i.attention);
             if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                print_json("state adopt", Body::StateAdoption(report));
             } else {
                 println!("adopted the cluster's state into {}", report.state_dir.display());
                 for (file, fp) in &report.fingerprints {
@@ -80,7 +87,6 @@ pub fn run(args: StateArgs) -> anyhow::Result<ExitCode> {
                     println!("  {mark:<9} {}: {}", item.what, item.outcome);
                 }
             }
-            let attention = report.items.iter().any(|i| i.attention);
             if attention && !json {
                 println!(
                     "what is marked ATTENTION could not be recovered from the cluster: read it before the next apply"
@@ -88,7 +94,7 @@ pub fn run(args: StateArgs) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        StateAction::Backup { inventory, out, recipient } => {
+        StateAction::Backup { inventory, out, recipient, output } => {
             let loaded = super::load_inventory(&inventory)?;
             let key = if recipient.is_empty() {
                 BackupKey::Passphrase(passphrase(true)?)
@@ -96,6 +102,10 @@ pub fn run(args: StateArgs) -> anyhow::Result<ExitCode> {
                 BackupKey::Recipients(recipient)
             };
             let summary = state::backup(&loaded, &out, &key)?;
+            if output.json() {
+                print_json("state backup", Body::StateArchive(summary));
+                return Ok(ExitCode::SUCCESS);
+            }
             println!(
                 "backed up the state of cluster {} ({} files) to {}",
                 summary.cluster,
@@ -104,13 +114,17 @@ pub fn run(args: StateArgs) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        StateAction::Restore { inventory, from, identity, force } => {
+        StateAction::Restore { inventory, from, identity, force, output } => {
             let loaded = super::load_inventory(&inventory)?;
             let key = match identity {
                 Some(path) => RestoreKey::IdentityFile(path),
                 None => RestoreKey::Passphrase(passphrase(false)?),
             };
             let summary = state::restore(&loaded, &from, &key, force)?;
+            if output.json() {
+                print_json("state restore", Body::StateArchive(summary));
+                return Ok(ExitCode::SUCCESS);
+            }
             println!(
                 "restored the state of cluster {} ({} files) from {}",
                 summary.cluster,

@@ -31,7 +31,7 @@ pub struct UpgradeArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub grace_period: u64,
     /// Output: human-readable text, or the whole report as JSON on stdout.
-    #[arg(short, long, value_enum, default_value_t = Format::Text)]
+    #[arg(short, long, value_enum, value_name = "FORMAT", default_value_t = Format::Text)]
     pub output: Format,
     /// Use the bundle even if its signature is missing or not by the pinned key (as `apply`).
     #[arg(long)]

@@ -2,9 +2,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use groundwork::inventory::{Diagnostic, LoadError, LocalFiles};
+use groundwork::ops::output::{Body, Validation};
 use groundwork::ops::validate::{Summary, validate};
 
 use super::exit;
+use super::output::Format;
 
 /// Check an inventory file: syntax, unknown keys, types, and the cluster it describes.
 #[derive(Debug, clap::Args)]
@@ -13,7 +15,7 @@ pub struct ValidateArgs {
     #[arg(short, long, value_name = "FILE", env = "GROUNDWORK_INVENTORY")]
     pub inventory: PathBuf,
     /// Output format.
-    #[arg(short, long, value_enum, default_value_t = Format::Text)]
+    #[arg(short, long, value_enum, value_name = "FORMAT", default_value_t = Format::Text)]
     pub output: Format,
     /// Also require every file the inventory names on this machine (key files, the bundle, secret
     /// files, the CNI manifest), as `plan` and `apply` do; without it their absence is a warning.
@@ -21,20 +23,18 @@ pub struct ValidateArgs {
     pub here: bool,
 }
 
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum Format {
-    Text,
-    Json,
-}
-
 pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     let local = if args.here { LocalFiles::Required } else { LocalFiles::Reported };
     match validate(&args.inventory, local) {
         Ok((loaded, summary)) => {
             match args.output {
-                Format::Json => println!(
-                    "{}",
-                    serde_json::to_string_pretty(&serde_json::json!({"valid": true, "summary": summary}))?
+                Format::Json => super::output::print_json(
+                    "validate",
+                    Body::Validation(Validation {
+                        valid: true,
+                        diagnostics: summary.warnings.clone(),
+                        summary: Some(summary),
+                    }),
                 ),
                 Format::Text => print_valid(&loaded.source, &args.inventory, &summary),
             }
@@ -42,9 +42,9 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
         }
         Err(LoadError::Invalid { source_text, diagnostics, path }) => {
             match args.output {
-                Format::Json => println!(
-                    "{}",
-                    serde_json::to_string_pretty(&serde_json::json!({"valid": false, "diagnostics": diagnostics}))?
+                Format::Json => super::output::print_json(
+                    "validate",
+                    Body::Validation(Validation { valid: false, summary: None, diagnostics }),
                 ),
                 Format::Text => print_invalid(&source_text, &path, &diagnostics),
             }

@@ -31,7 +31,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SnapshotError + '_ {
 }
 
 /// What `etcdutl snapshot status -w json` says of a snapshot.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SnapshotStatus {
     pub hash: u64,
     pub revision: u64,
@@ -42,7 +42,7 @@ pub struct SnapshotStatus {
 }
 
 /// The `.json` kept beside each snapshot.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SnapshotInfo {
     pub cluster: String,
     pub member: String,

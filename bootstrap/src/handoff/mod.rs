@@ -105,7 +105,7 @@ pub struct GeneratedSecrets {
 }
 
 /// A `<placeholder>` of DIGIT's left in a written file: the site still has to fill it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct PlaceholderLeft {
     /// Relative to the output directory.
     pub file: PathBuf,
@@ -175,14 +175,14 @@ pub enum HandoffError {
 }
 
 /// Whether a file was (re)written or already had the wanted bytes and mode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FileStatus {
     Written,
     Unchanged,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct WrittenFile {
     /// Relative to the output directory.
     pub path: PathBuf,
@@ -196,7 +196,7 @@ pub struct WrittenFile {
 
 /// What `write_all` did: every file, and what the operator should know (kubeconfig not there
 /// yet, secrets left unencrypted, ...).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct HandoffOutcome {
     pub directory: PathBuf,
     pub files: Vec<WrittenFile>,

@@ -14,7 +14,7 @@ use super::{
 use crate::inventory::{Deployer, DigitFlow};
 
 /// The commands that deploy the first environment, run from the handoff directory.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct DeployScript {
     pub deployer: String,
     pub environment: String,

@@ -65,7 +65,7 @@ impl Workflow {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(tag = "outcome", rename_all = "lowercase")]
 pub enum HostOutcome {
     /// Done; `changes` lists what was changed (empty: it already was as wanted).
@@ -85,7 +85,7 @@ pub enum HostOutcome {
     Skipped { reason: String },
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct HostPhase {
     pub host: String,
     #[serde(flatten)]
@@ -95,14 +95,14 @@ pub struct HostPhase {
     pub done_before: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct PhaseReport {
     pub name: String,
     pub hosts: Vec<HostPhase>,
     pub took_ms: u64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct ApplyReport {
     pub cluster: String,
     pub dry_run: bool,

@@ -47,7 +47,7 @@ pub struct BuildOptions {
 }
 
 /// How an artifact came to be in the bundle this time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub enum How {
     Downloaded,
     /// Out of the downloaded etcd archive.
@@ -58,7 +58,7 @@ pub enum How {
     Reused,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct Built {
     pub dir: PathBuf,
     pub manifest: Manifest,

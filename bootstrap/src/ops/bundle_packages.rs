@@ -41,14 +41,14 @@ pub enum PackagesError {
 }
 
 /// What went into the bundle, per release: packages and bytes.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct Added {
     pub os: OsRelease,
     pub packages: usize,
     pub bytes: u64,
 }
 
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, schemars::JsonSchema)]
 pub struct Packaged {
     pub added: Vec<Added>,
     pub signed: Signed,

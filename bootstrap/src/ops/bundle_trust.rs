@@ -38,7 +38,7 @@ pub enum BundleTrustError {
 }
 
 /// What the run knows about who made the bundle, for the report.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct BundleTrust {
     pub dir: PathBuf,
     /// The signing key's id (as minisign prints it) and the signature's trusted comment, when the

@@ -35,7 +35,7 @@ for f in /etc/kubernetes/admin.conf /etc/kubernetes/super-admin.conf /etc/kubern
   echo "==> $f"; printf '%s' "$d" | base64 -d
 done"#;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Health {
     Ok,
@@ -45,7 +45,7 @@ pub enum Health {
     Fail,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct CertInfo {
     /// A host, or `controller` for the state's PKI.
     pub host: String,
@@ -61,7 +61,7 @@ pub struct CertInfo {
     pub problem: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct CertsReport {
     pub warn_days: i64,
     pub fail_days: i64,
@@ -281,7 +281,7 @@ pub enum RenewError {
     Io { path: std::path::PathBuf, source: std::io::Error },
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct RenewReport {
     /// groundwork's leaves made anew in the state.
     pub renewed_in_state: Vec<String>,

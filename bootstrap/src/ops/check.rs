@@ -11,7 +11,7 @@ use crate::inventory::baseline::{Baseline, BaselineRole};
 use crate::inventory::values::ByteSize;
 use crate::inventory::{Inventory, Role};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Pass,
@@ -19,7 +19,7 @@ pub enum Status {
     Fail,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Finding {
     pub check: &'static str,
     pub status: Status,
@@ -30,14 +30,14 @@ pub struct Finding {
     pub advice: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct HostCheck {
     pub name: String,
     pub roles: Vec<String>,
     pub findings: Vec<Finding>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct CheckReport {
     /// How the baselines in force differ from the deployment guide (empty when they do not).
     pub baseline_relaxations: Vec<String>,

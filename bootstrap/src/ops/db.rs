@@ -29,7 +29,7 @@ pub enum DbError {
     Lock(#[from] super::lease::CommandLockError),
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct DumpFile {
     pub database: String,
     pub path: PathBuf,

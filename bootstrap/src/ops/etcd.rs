@@ -97,7 +97,7 @@ pub struct BackupOptions {
     pub dir: Option<PathBuf>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct BackupReport {
     pub file: PathBuf,
     pub info: SnapshotInfo,
@@ -169,7 +169,7 @@ pub struct RestoreOptions {
     pub snapshot: PathBuf,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct RestoreReport {
     pub snapshot: PathBuf,
     pub sha256: String,

@@ -42,7 +42,7 @@ pub struct FactsOptions {
 }
 
 /// One host's facts, as measured.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct HostFacts {
     pub facts: Facts,
     /// Host clock minus controller clock, in ms, corrected for half the round trip.
@@ -53,7 +53,7 @@ pub struct HostFacts {
 }
 
 /// One host's outcome: its facts, or why there are none.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct HostReport {
     pub name: String,
     pub address: String,
@@ -63,7 +63,7 @@ pub struct HostReport {
 }
 
 /// In JSON a host carries either `facts` (with `clock_skew_ms`, `agent_uploaded`, `elapsed_ms`) or `error`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum HostResult {
     Facts(Box<HostFacts>),

@@ -39,14 +39,14 @@ pub enum ImagesError {
 }
 
 /// What `images push` did, per tarball and name.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct PushReport {
     /// The registry's address as nodes reach it.
     pub registry: String,
     pub images: Vec<PushedImage>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct PushedImage {
     pub tarball: PathBuf,
     #[serde(flatten)]

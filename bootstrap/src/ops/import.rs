@@ -25,7 +25,7 @@ pub enum ImportError {
 }
 
 /// A setting left behind: where it is, and why.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct NotCarried {
     pub file: PathBuf,
     pub line: usize,
@@ -39,7 +39,7 @@ impl std::fmt::Display for NotCarried {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Imported {
     /// The groundwork inventory, with comments.
     pub text: String,

@@ -18,6 +18,7 @@ pub mod init;
 pub mod interrupt;
 pub mod lease;
 pub mod nodes;
+pub mod output;
 mod pipeline;
 pub mod reset;
 pub mod schema;

@@ -51,7 +51,7 @@ pub struct ResetOptions {
     pub dry_run: bool,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct ResetReport {
     pub cluster: String,
     pub dry_run: bool,

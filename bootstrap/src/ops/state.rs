@@ -65,7 +65,7 @@ pub enum StateOpError {
 }
 
 /// What adopt did with one part of the state.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct AdoptItem {
     pub what: String,
     pub outcome: String,
@@ -73,7 +73,7 @@ pub struct AdoptItem {
     pub attention: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct AdoptReport {
     pub state_dir: PathBuf,
     pub fingerprints: Fingerprints,

@@ -27,7 +27,7 @@ const USER_LABEL: &str = "groundwork.io/user";
 const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 const RBAC: &str = "rbac.authorization.k8s.io";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum UserRole {
     /// Read most objects (not Secrets).
@@ -98,7 +98,7 @@ pub struct UserOptions {
 }
 
 /// What `users/NAME.json` records of an issued certificate.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 pub struct Issued {
     pub user: String,
     pub groups: Vec<String>,
@@ -111,7 +111,7 @@ pub struct Issued {
     pub revoked_at: Option<i64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct UserReport {
     pub issued: Issued,
     /// `ClusterRoleBinding NAME` or `RoleBinding NS/NAME`.
@@ -120,7 +120,7 @@ pub struct UserReport {
     pub took_ms: u64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct RevokeReport {
     pub user: String,
     /// The bindings deleted.

@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::inventory::{self, Diagnostic, LoadError, LoadedInventory, LocalFiles, Role};
 
 /// What a valid inventory describes, for the operator to confirm at a glance.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Summary {
     pub cluster: String,
     pub kubernetes_version: String,

@@ -12,7 +12,7 @@ use crate::agent::{self, AgentBinary, AgentError, AgentSession};
 use crate::transport::{NodeSession, Target, TransportError};
 
 /// Why a step failed, so that the runner knows what to do about it and the report can say it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ErrorKind {
     /// The connection was lost (and, if the host is reported, could not be reopened).
@@ -100,7 +100,7 @@ impl From<crate::playbooks::TemplateError> for StepError {
 }
 
 /// One change a phase made (or, in a plan, would make) on a node.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, schemars::JsonSchema)]
 pub struct Change {
     pub summary: String,
     #[serde(skip_serializing_if = "Option::is_none")]

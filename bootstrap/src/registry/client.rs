@@ -261,7 +261,7 @@ async fn file_body(path: &std::path::Path) -> Result<Body, RegistryError> {
 }
 
 /// What pushing one image under one name did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Pushed {
     /// The name it was pushed as (`docker.io/library/nginx:1.27`).
     pub image: String,

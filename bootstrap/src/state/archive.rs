@@ -82,7 +82,7 @@ struct Manifest {
 }
 
 /// What a backup or restore did, for the operator.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ArchiveSummary {
     pub cluster: String,
     pub files: Vec<String>,

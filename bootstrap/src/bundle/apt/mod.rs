@@ -10,7 +10,7 @@ pub mod repository;
 use std::path::PathBuf;
 
 /// An OS release a bundle can carry packages for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct OsRelease {
     /// As `--os` and the nodes' facts name it: `debian-12`.
     pub id: &'static str,
