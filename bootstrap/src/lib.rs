@@ -17,6 +17,7 @@ pub mod os_packages;
 pub mod phases;
 pub mod pki;
 pub mod playbooks;
+pub mod redact;
 pub mod registry;
 pub mod sanitize;
 pub mod secrets;

@@ -14,6 +14,10 @@ struct Cli {
     /// More log output (-v: debug, -vv: trace). RUST_LOG overrides it.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// Also write a structured log (JSON lines: every phase and step on every host), for the
+    /// site's audit trail; appended to, created 0600, secrets written as [REDACTED].
+    #[arg(long, global = true, value_name = "FILE")]
+    log_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -64,7 +68,11 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
-    init_logging(cli.verbose);
+    if let Err(e) = commands::logging::init(cli.verbose, cli.log_file.as_deref()) {
+        eprintln!("error: {e:#}");
+        return ExitCode::from(commands::exit::FAILED);
+    }
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), command = %command_line(), "groundwork started");
     let result = match cli.command {
         Command::Init(a) => commands::init::run(a),
         Command::Import(a) => commands::import::run(a),
@@ -89,8 +97,12 @@ fn main() -> ExitCode {
         Command::Images(a) => commands::images::run(a),
     };
     match result {
-        Ok(code) => code,
+        Ok(code) => {
+            tracing::info!(?code, "groundwork finished");
+            code
+        }
         Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "groundwork failed");
             eprintln!("error: {e:#}");
             ExitCode::from(commands::exit::FAILED)
         }
@@ -112,13 +124,8 @@ fn long_version() -> &'static str {
     Box::leak(text.into_boxed_str())
 }
 
-fn init_logging(verbose: u8) {
-    let default = match verbose {
-        0 => "warn",
-        1 => "groundwork=debug,info",
-        _ => "trace",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+/// The subcommand and its arguments, for the log (no secret is ever an argument: they come from
+/// files, the environment or a prompt).
+fn command_line() -> String {
+    std::env::args().skip(1).collect::<Vec<_>>().join(" ")
 }

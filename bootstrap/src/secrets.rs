@@ -16,11 +16,16 @@ pub struct Secret {
 impl Secret {
     /// Wraps a value typed at a prompt.
     pub fn from_prompt(value: String, what: &str) -> Self {
-        Secret { value, origin: format!("prompt for {what}") }
+        Secret::new(value, format!("prompt for {what}"))
     }
     /// Wraps the value of environment variable `name`, if it is set.
     pub fn from_env(name: &str) -> Option<Self> {
-        std::env::var(name).ok().map(|value| Secret { value, origin: format!("environment variable {name}") })
+        std::env::var(name).ok().map(|value| Secret::new(value, format!("environment variable {name}")))
+    }
+    /// Every secret is known to the log's redaction from the moment it exists.
+    fn new(value: String, origin: String) -> Self {
+        crate::redact::register(&value);
+        Secret { value, origin }
     }
     pub fn expose(&self) -> &str {
         &self.value
@@ -70,7 +75,7 @@ pub fn resolve(r: &SecretRef, base_dir: &Path, what: &str) -> Result<Secret, Sec
     if value.is_empty() {
         return Err(SecretError::Empty { what: what.into(), origin });
     }
-    Ok(Secret { value, origin })
+    Ok(Secret::new(value, origin))
 }
 
 #[cfg(test)]

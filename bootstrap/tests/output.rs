@@ -200,11 +200,29 @@ fn reports_made_without_a_cluster_match_the_schema() {
     let out = run(&["check", "-i", "site.yaml", "--accept-new", "-o", "json"]);
     assert_eq!(out.status.code(), Some(1));
     report(&out, "check", "check");
-    let out = run(&["plan", "-i", "site.yaml", "--accept-new", "-o", "json"]);
+    let out = run(&["plan", "-i", "site.yaml", "--accept-new", "-o", "json", "--log-file", "audit.log"]);
     assert_eq!(out.status.code(), Some(1));
     let plan = report(&out, "plan", "apply");
     assert_eq!(plan["dry_run"], true);
     assert_eq!(plan["phases"][0]["hosts"][0]["kind"], "transport", "{plan}");
+
+    // The audit log: one JSON object per line, the run's start and end, each host's phase outcome.
+    let log = std::fs::read_to_string(d.join("audit.log")).expect("--log-file writes the log");
+    let events: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("a log line is not JSON ({e}): {l}")))
+        .collect();
+    assert!(events.iter().all(|e| e["timestamp"].is_string() && e["level"].is_string()), "{log}");
+    assert!(events.iter().any(|e| e["message"] == "groundwork started"), "{log}");
+    for host in ["master-1", "worker-1"] {
+        assert!(
+            events.iter().any(|e| e["phase"] == "connect" && e["host"] == host && e["outcome"] == "failed"),
+            "no connect outcome for {host}:\n{log}"
+        );
+    }
+    assert!(events.last().is_some_and(|e| e["message"] == "groundwork finished"), "{log}");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(d.join("audit.log")).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600, "the log is private");
 
     let out = groundwork(d, &["bundle", "keygen", "--key", "bundle.key", "--unencrypted", "-o", "json"]);
     let key = report(&out, "bundle keygen", "bundle-key");

@@ -4,6 +4,7 @@
 //! docker), never through groundwork. tests/run runs this binary alone, after the others.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use groundwork_lab_tests::{CmdlineSampler, Lab, changes, lab_secrets, leaked, list, text};
@@ -59,7 +60,9 @@ fn apply_makes_a_ready_ha_cluster_and_a_second_apply_changes_nothing() {
     // Back again: a re-run completes what was left, which is worker-4 (and the routes to its pods).
     assert!(lab.docker(&["start", &lab.container("worker-4")]).status.success());
     lab.wait_for_ssh("worker-4");
-    let out = lab.groundwork(&["apply", "-i", "inventory/lab.yaml", "-o", "json"]);
+    let audit = lab.scratch("apply-log").join("audit.log");
+    let out =
+        lab.groundwork(&["apply", "-i", "inventory/lab.yaml", "-o", "json", "--log-file", audit.to_str().unwrap()]);
     let first_took = started.elapsed();
     let sampled = sampler.stop();
     assert!(sampled.contains("groundwork-agent"), "the sampler saw the apply");
@@ -107,6 +110,7 @@ fn apply_makes_a_ready_ha_cluster_and_a_second_apply_changes_nothing() {
     let ca_key_body = ca_key.lines().nth(1).unwrap();
     let all_output = format!("{stderr}{}", text(&out.stdout));
     assert!(!all_output.contains(&secret) && !all_output.contains(ca_key_body), "a secret leaked into the output");
+    the_audit_log_has_every_phase_on_every_host_and_no_secret(&lab, &audit, &report);
 
     // A second apply verifies and changes nothing.
     let started = Instant::now();
@@ -479,4 +483,30 @@ fn a_plan_after_an_inventory_edit_shows_exactly_that_change(lab: &Lab) {
         "{}",
         changes.join("\n")
     );
+}
+
+/// `--log-file` of the resumed first apply: JSON lines, each phase's outcome on each host the
+/// report names, the agent's tasks and the commands by name; none of the lab's secrets (every
+/// generated password, the bootstrap token, every private key in the state) appears in it.
+fn the_audit_log_has_every_phase_on_every_host_and_no_secret(lab: &Lab, audit: &Path, report: &serde_json::Value) {
+    let log = std::fs::read_to_string(audit).expect("the apply wrote its --log-file");
+    let events: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("a log line is not JSON ({e}): {l}")))
+        .collect();
+    for phase in report["phases"].as_array().unwrap() {
+        for h in phase["hosts"].as_array().unwrap() {
+            let logged = events.iter().any(|e| e["phase"] == phase["name"] && e["host"] == h["host"]);
+            assert!(logged, "the log lacks phase {} on {}", phase["name"], h["host"]);
+        }
+    }
+    for kind in ["task", "command"] {
+        let hosts: std::collections::BTreeSet<&str> =
+            events.iter().filter(|e| e["message"] == kind).filter_map(|e| e["host"].as_str()).collect();
+        assert!(hosts.len() >= 7, "{kind} events from only {hosts:?}");
+    }
+    let secrets = lab_secrets(lab);
+    assert!(secrets.len() >= 10, "the lab has its secrets: {}", secrets.len());
+    assert_eq!(leaked(&log, &secrets), Vec::<String>::new(), "secrets in the audit log {}", audit.display());
+    eprintln!("audit log: {} events, none of the lab's {} secrets", events.len(), secrets.len());
 }

@@ -105,11 +105,12 @@ pub struct Signed {
     pub trusted_comment: String,
 }
 
-/// minisign prints key ids as the 8 bytes read little-endian, in upper-case hex.
+/// minisign prints key ids as the 8 bytes read little-endian, in upper-case hex without leading
+/// zeros (`%PRIX64`): printed the same way, an operator can compare the two by eye.
 fn key_id(keynum: &[u8]) -> String {
     let mut bytes = [0u8; 8];
     bytes.copy_from_slice(&keynum[..8]);
-    format!("{:016X}", u64::from_le_bytes(bytes))
+    format!("{:X}", u64::from_le_bytes(bytes))
 }
 
 /// Checks `dir/SHA256SUMS.minisig` against `dir/SHA256SUMS` with the trusted key.
@@ -316,6 +317,15 @@ mod tests {
     const MINISIGN_CLI_KEY: &str = "untrusted comment: minisign encrypted secret key\n\
         RWQAAEIyAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA6BTINHScCaRpPPYu7QChiVaXxvbB8CcETNiR1n1H5rfKK7SkFN9sbhqdwopalY/oTv1C2rd6ni6TQrPfhK/RN5Har7Ao3IAOAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n";
     const MINISIGN_CLI_PUB: &str = "RWToFMg0dJwJpBqdwopalY/oTv1C2rd6ni6TQrPfhK/RN5Har7Ao3IAO";
+
+    /// minisign 0.11 writes `untrusted comment: minisign public key A2488019D40938F` for a key
+    /// number whose little-endian value starts with a zero nibble (`%PRIX64`, no padding).
+    #[test]
+    fn key_ids_are_printed_as_minisign_prints_them() {
+        let keynum = 0x0A24_8801_9D40_938Fu64.to_le_bytes();
+        assert_eq!(key_id(&keynum), "A2488019D40938F");
+        assert_eq!(key_id(&0xB731_6F88_58AC_D151u64.to_le_bytes()), "B7316F8858ACD151");
+    }
 
     #[test]
     fn a_key_made_by_the_minisign_cli_without_a_password_signs() {

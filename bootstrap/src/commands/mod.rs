@@ -14,6 +14,7 @@ pub mod images;
 pub mod import;
 pub mod init;
 pub mod kubeconfig;
+pub mod logging;
 pub mod node;
 pub mod output;
 pub mod progress;

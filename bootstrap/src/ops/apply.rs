@@ -85,6 +85,28 @@ pub enum HostOutcome {
     Skipped { reason: String },
 }
 
+/// One host's outcome of one phase, for the log (`--log-file`): what the report says, as it happens.
+pub fn log_outcome(phase: &str, host: &str, outcome: &HostOutcome, took_ms: u64) {
+    match outcome {
+        HostOutcome::Ok { changes, notes } => tracing::info!(
+            phase,
+            host,
+            outcome = "ok",
+            changes = changes.len(),
+            changed = ?changes.iter().map(|c| c.summary.as_str()).collect::<Vec<_>>(),
+            notes = ?notes,
+            took_ms,
+            "phase finished"
+        ),
+        HostOutcome::Failed { error, kind } => {
+            tracing::warn!(phase, host, outcome = "failed", kind = %kind, error = %error, took_ms, "phase failed")
+        }
+        HostOutcome::Skipped { reason } => {
+            tracing::info!(phase, host, outcome = "skipped", reason = %reason, took_ms, "phase skipped")
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct HostPhase {
     pub host: String,
@@ -295,6 +317,7 @@ pub async fn apply(
                 HostOutcome::Failed { error, kind: ErrorKind::of_agent(&e) }
             }
         };
+        log_outcome("connect", &t.name, &outcome, took);
         progress.host_finished("connect", &t.name, &outcome);
         connect.hosts.push(HostPhase { host: t.name.clone(), outcome, took_ms: took, done_before: false });
     }
@@ -520,8 +543,9 @@ fn handoff_phase(loaded: &LoadedInventory, dry_run: bool, progress: &dyn ApplyPr
             Err(e) => HostOutcome::Failed { error: one_line(&e.to_string()), kind: ErrorKind::Failed },
         }
     };
-    progress.host_finished(HANDOFF, "controller", &outcome);
     let took_ms = started.elapsed().as_millis() as u64;
+    log_outcome(HANDOFF, "controller", &outcome, took_ms);
+    progress.host_finished(HANDOFF, "controller", &outcome);
     let report = PhaseReport {
         name: HANDOFF.into(),
         hosts: vec![HostPhase { host: "controller".into(), outcome, took_ms, done_before: false }],

@@ -198,6 +198,7 @@ impl Ctx<'_> {
     fn finish(&self, i: usize, result: HostPhase) {
         let phase = self.run.phases[i];
         let journal_error = self.record(phase.name, &result).err();
+        super::apply::log_outcome(phase.name, &result.host, &result.outcome, result.took_ms);
         self.run.progress.host_finished(phase.name, &result.host, &result.outcome);
         let last = {
             let mut b = self.board();

@@ -251,12 +251,26 @@ impl Node {
             _ => slot.insert(self.start_agent().await?),
         };
         match agent.call(Action::Ensure(Ensure { dry_run: self.dry_run, task }), timeout).await? {
-            Outcome::Ensured(report) => Ok(report),
+            Outcome::Ensured(report) => {
+                self.log_step(&report);
+                Ok(report)
+            }
             _ => Err(StepError(
                 format!("{}: the agent answered a task with something else", self.name()),
                 ErrorKind::Refused,
             )),
         }
+    }
+
+    /// One agent task's result in the log (its summary, never its content or diff).
+    fn log_step(&self, report: &Report) {
+        tracing::debug!(
+            host = %self.name(),
+            step = %report.summary,
+            changed = report.changed,
+            dry_run = self.dry_run,
+            "task"
+        );
     }
 
     /// Runs every task in order, in one round trip to the agent, collecting the changes. Stops at
@@ -289,7 +303,10 @@ impl Node {
             _ => slot.insert(self.start_agent().await?),
         };
         match agent.call(Action::EnsureAll(EnsureAll { dry_run: self.dry_run, tasks }), timeout).await? {
-            Outcome::EnsuredAll { reports, error: None } => Ok(reports),
+            Outcome::EnsuredAll { reports, error: None } => {
+                reports.iter().for_each(|r| self.log_step(r));
+                Ok(reports)
+            }
             Outcome::EnsuredAll { error: Some(message), .. } => {
                 Err(StepError::new(format!("{}: {message}", self.name())))
             }
@@ -332,7 +349,16 @@ impl Node {
         } else {
             crate::transport::session::DEFAULT_DEADLINE
         };
+        let started = std::time::Instant::now();
         let out = self.session.exec_privileged_within(command, None, deadline).await?;
+        // The step's name, not its command: the log says what was done, the command is in the code.
+        tracing::debug!(
+            host = %self.name(),
+            step = what,
+            exit = out.status,
+            took_ms = started.elapsed().as_millis() as u64,
+            "command"
+        );
         if out.success() {
             return Ok(out.stdout_text());
         }
