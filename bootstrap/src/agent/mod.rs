@@ -74,7 +74,9 @@ pub struct AgentBinary {
 
 impl AgentBinary {
     /// `explicit` (from `--agent` or GROUNDWORK_AGENT), else next to the controller's executable,
-    /// else where `cargo agent` puts it relative to the controller's target directory.
+    /// else in `../lib/groundwork/` from it (where the Debian package installs it: /usr/bin and
+    /// /usr/lib/groundwork), else where `cargo agent` puts it relative to the controller's target
+    /// directory.
     pub fn locate(explicit: Option<&Path>) -> Result<AgentBinary, AgentError> {
         let candidates: Vec<PathBuf> = match explicit {
             Some(p) => vec![p.to_path_buf()],
@@ -84,6 +86,9 @@ impl AgentBinary {
                 let mut c = Vec::new();
                 if let Some(d) = dir {
                     c.push(d.join("groundwork-agent"));
+                    if let Some(prefix) = d.parent() {
+                        c.push(prefix.join("lib/groundwork/groundwork-agent"));
+                    }
                     // target/{debug,release}/groundwork -> target/x86_64-unknown-linux-musl/release-agent/
                     if let Some(target_dir) = d.parent() {
                         c.push(target_dir.join(BUILT_AT));
