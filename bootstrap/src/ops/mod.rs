@@ -19,6 +19,7 @@ pub mod interrupt;
 pub mod lease;
 pub mod nodes;
 mod pipeline;
+pub mod report;
 pub mod reset;
 pub mod schema;
 pub mod state;
