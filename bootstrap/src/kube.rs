@@ -58,6 +58,20 @@ impl KubeClient {
         KubeClient::new(pki.ca_cert_pem(), admin.cert_pem(), admin.key().expose_secret(), "127.0.0.1", port)
     }
 
+    /// The same client from the state's PKI files as they are (`pki_dir`: the state directory's
+    /// `pki/`): nothing is made or renewed, for a command that only reads.
+    pub fn admin_read_only(pki_dir: &std::path::Path, port: u16) -> Result<KubeClient, KubeError> {
+        use crate::pki::paths;
+        let read = |name: &str| {
+            let path = pki_dir.join(name);
+            std::fs::read_to_string(&path)
+                .map(zeroize::Zeroizing::new)
+                .map_err(|e| KubeError::Tls(format!("{}: {e}", path.display())))
+        };
+        let (ca, cert, key) = (read(paths::CA_CRT)?, read(paths::ADMIN_CRT)?, read(paths::ADMIN_KEY)?);
+        KubeClient::new(&ca, &cert, &key, "127.0.0.1", port)
+    }
+
     pub fn new(ca_pem: &str, cert_pem: &str, key_pem: &str, host: &str, port: u16) -> Result<KubeClient, KubeError> {
         let bad = |what: &str, e: &dyn std::fmt::Display| KubeError::Tls(format!("{what}: {e}"));
         let mut roots = RootCertStore::empty();
@@ -223,6 +237,59 @@ pub fn node_statuses(list: &serde_json::Value) -> Vec<NodeStatus> {
     list["items"].as_array().map(|items| items.iter().map(node_status).collect()).unwrap_or_default()
 }
 
+/// A PersistentVolume as the API server reports it: size, phase, the claim bound (or pre-bound)
+/// to it, and what backs it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+pub struct VolumeStatus {
+    pub name: String,
+    pub capacity: Option<String>,
+    /// `Available`, `Bound`, `Released`, `Failed`.
+    pub phase: Option<String>,
+    /// `namespace/name` of its claim.
+    pub claim: Option<String>,
+    pub storage_class: Option<String>,
+    /// `iscsi IQN lun N` or `nfs SERVER:PATH` (or the source's kind).
+    pub source: Option<String>,
+}
+
+/// Reads `GET /api/v1/persistentvolumes`.
+pub fn volume_statuses(list: &serde_json::Value) -> Vec<VolumeStatus> {
+    let s = |v: &serde_json::Value| v.as_str().map(str::to_string);
+    let items = list["items"].as_array().map(Vec::as_slice).unwrap_or_default();
+    items
+        .iter()
+        .map(|pv| {
+            let spec = &pv["spec"];
+            let claim = &spec["claimRef"];
+            let source = if spec["iscsi"].is_object() {
+                Some(format!(
+                    "iscsi {} lun {}",
+                    spec["iscsi"]["iqn"].as_str().unwrap_or("?"),
+                    spec["iscsi"]["lun"].as_i64().unwrap_or(0)
+                ))
+            } else if spec["nfs"].is_object() {
+                Some(format!(
+                    "nfs {}:{}",
+                    spec["nfs"]["server"].as_str().unwrap_or("?"),
+                    spec["nfs"]["path"].as_str().unwrap_or("?")
+                ))
+            } else {
+                ["local", "hostPath", "csi"].iter().find(|k| spec[**k].is_object()).map(|k| k.to_string())
+            };
+            VolumeStatus {
+                name: s(&pv["metadata"]["name"]).unwrap_or_default(),
+                capacity: s(&spec["capacity"]["storage"]),
+                phase: s(&pv["status"]["phase"]),
+                claim: claim["name"]
+                    .as_str()
+                    .map(|n| format!("{}/{n}", claim["namespace"].as_str().unwrap_or("default"))),
+                storage_class: s(&spec["storageClassName"]),
+                source,
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,5 +319,23 @@ mod tests {
             ]
         );
         assert!(node_statuses(&serde_json::json!({})).is_empty());
+    }
+
+    #[test]
+    fn volume_list_gives_sizes_claims_and_sources() {
+        let list = serde_json::json!({"items": [
+            {"metadata": {"name": "kafka-0"}, "spec": {"capacity": {"storage": "50Gi"}, "storageClassName": "gw",
+                "claimRef": {"namespace": "egov", "name": "data-kafka-0"},
+                "iscsi": {"iqn": "iqn.2024-01.x:kafka-0", "lun": 1, "targetPortal": "10.0.0.1:3260"}},
+             "status": {"phase": "Bound"}},
+            {"metadata": {"name": "filestore-0"}, "spec": {"nfs": {"server": "10.0.0.1", "path": "/srv/nfs/f"}},
+             "status": {"phase": "Available"}},
+        ]});
+        let v = volume_statuses(&list);
+        assert_eq!(v[0].claim.as_deref(), Some("egov/data-kafka-0"));
+        assert_eq!(v[0].source.as_deref(), Some("iscsi iqn.2024-01.x:kafka-0 lun 1"));
+        assert_eq!((v[0].capacity.as_deref(), v[0].phase.as_deref()), (Some("50Gi"), Some("Bound")));
+        assert_eq!((v[1].claim.as_deref(), v[1].source.as_deref()), (None, Some("nfs 10.0.0.1:/srv/nfs/f")));
+        assert!(volume_statuses(&serde_json::json!({})).is_empty());
     }
 }

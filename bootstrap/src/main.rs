@@ -55,6 +55,8 @@ enum Command {
     Man(commands::docs::ManArgs),
     /// The site registry: `images push --from DIR` loads image tarballs into it.
     Images(commands::images::ImagesArgs),
+    /// A handover report: one self-contained HTML page (and PDF) of the cluster, its hosts, volumes, database, certificates and last apply.
+    Report(commands::report::ReportArgs),
 }
 
 fn main() -> ExitCode {
@@ -95,6 +97,7 @@ fn main() -> ExitCode {
         Command::Completions(a) => commands::docs::completions(a, Cli::command()),
         Command::Man(a) => commands::docs::man(a, Cli::command()),
         Command::Images(a) => commands::images::run(a),
+        Command::Report(a) => commands::report::run(a),
     };
     match result {
         Ok(code) => {

@@ -18,6 +18,7 @@ pub mod logging;
 pub mod node;
 pub mod output;
 pub mod progress;
+pub mod report;
 pub mod reset;
 pub mod schema;
 pub mod signals;
@@ -33,7 +34,12 @@ use groundwork::inventory::{self, LoadError, LoadedInventory};
 /// Loads the inventory for a command that acts on hosts; an invalid one is shown as `validate`
 /// shows it, and nothing is touched.
 pub fn load_inventory(path: &Path) -> anyhow::Result<LoadedInventory> {
-    match inventory::load(path) {
+    load_inventory_checking(path, inventory::LocalFiles::Required)
+}
+
+/// [`load_inventory`], with the local files it names required or only reported.
+pub fn load_inventory_checking(path: &Path, local: inventory::LocalFiles) -> anyhow::Result<LoadedInventory> {
+    match inventory::load_checking(path, local) {
         Ok(loaded) => Ok(loaded),
         Err(LoadError::Invalid { source_text, diagnostics, path }) => {
             for d in &diagnostics {

@@ -86,6 +86,20 @@ pub struct CheckOptions {
 pub async fn check(loaded: &LoadedInventory, opts: CheckOptions) -> Result<CertsReport, AccessError> {
     let access = Access::open_read_only(loaded, opts.transport.clone(), Reach::Nodes).await?;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let (mut certificates, unreachable) = node_certificates(&access, now, opts.warn_days, opts.fail_days).await;
+    certificates.extend(state_certificates(&access.state.pki_dir(), now, opts.warn_days, opts.fail_days));
+    access.close().await;
+    Ok(CertsReport { warn_days: opts.warn_days, fail_days: opts.fail_days, certificates, unreachable })
+}
+
+/// Every certificate on the hosts `access` reached (judged at `now` against the thresholds, in
+/// days), and the hosts not reached or that did not answer, with why.
+pub async fn node_certificates(
+    access: &Access,
+    now: i64,
+    warn_days: i64,
+    fail_days: i64,
+) -> (Vec<CertInfo>, Vec<(String, String)>) {
     let mut certificates = Vec::new();
     let hosts = access.hosts();
     let answers = futures::future::join_all(hosts.iter().map(|(_, s)| s.exec_privileged(COLLECT, None))).await;
@@ -94,15 +108,13 @@ pub async fn check(loaded: &LoadedInventory, opts: CheckOptions) -> Result<Certs
         match answer {
             Ok(out) => {
                 for (path, pem) in split_listing(&out.stdout_text()) {
-                    certificates.push(inspect(&t.name, &path, &pem, now, opts.warn_days, opts.fail_days));
+                    certificates.push(inspect(&t.name, &path, &pem, now, warn_days, fail_days));
                 }
             }
             Err(e) => unreachable.push((t.name.clone(), super::apply::one_line(&e.to_string()))),
         }
     }
-    certificates.extend(controller_pki(&access.state.pki_dir(), now, opts.warn_days, opts.fail_days));
-    access.close().await;
-    Ok(CertsReport { warn_days: opts.warn_days, fail_days: opts.fail_days, certificates, unreachable })
+    (certificates, unreachable)
 }
 
 /// `==> PATH` sections, in order.
@@ -119,8 +131,8 @@ fn split_listing(text: &str) -> Vec<(String, String)> {
     out
 }
 
-/// Every `.crt` of the state's PKI (keys are not opened).
-fn controller_pki(dir: &Path, now: i64, warn: i64, fail: i64) -> Vec<CertInfo> {
+/// Every `.crt` of the state's PKI in `dir` (keys are not opened), as host `controller`.
+pub fn state_certificates(dir: &Path, now: i64, warn: i64, fail: i64) -> Vec<CertInfo> {
     let mut files = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {

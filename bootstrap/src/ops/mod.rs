@@ -20,6 +20,7 @@ pub mod lease;
 pub mod nodes;
 pub mod output;
 mod pipeline;
+pub mod report;
 pub mod reset;
 pub mod schema;
 pub mod state;
