@@ -239,7 +239,7 @@ pub fn node_statuses(list: &serde_json::Value) -> Vec<NodeStatus> {
 
 /// A PersistentVolume as the API server reports it: size, phase, the claim bound (or pre-bound)
 /// to it, and what backs it.
-#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, schemars::JsonSchema)]
 pub struct VolumeStatus {
     pub name: String,
     pub capacity: Option<String>,

@@ -158,6 +158,14 @@ fn json_output_is_the_gathered_data() {
     let out = f.report(&["-o", "json"], None);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let data: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    let schema: serde_json::Value = serde_json::from_str(&groundwork::ops::output::schema_json()).unwrap();
+    let errors: Vec<String> = jsonschema::validator_for(&schema)
+        .expect("the report schema compiles")
+        .iter_errors(&data)
+        .map(|e| format!("{e} at {}", e.instance_path))
+        .collect();
+    assert!(errors.is_empty(), "not the report schema: {errors:?}");
+    assert_eq!((data["command"].as_str(), data["kind"].as_str()), (Some("report"), Some("report")));
     assert_eq!(data["offline"], true);
     let names: Vec<&str> = data["hosts"].as_array().expect("hosts").iter().filter_map(|h| h["name"].as_str()).collect();
     assert_eq!(names.len(), 12, "{names:?}");

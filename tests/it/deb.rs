@@ -71,7 +71,8 @@ test ! -e /usr/bin/groundwork && test ! -e /usr/lib/groundwork && echo purged"#,
     let said = format!("{}\n{}", text(&out.stdout), text(&out.stderr));
     assert!(out.status.success(), "in the clean container:\n{said}");
 
-    let section = |name: &str| said.split(&format!("== {name}\n")).nth(1).and_then(|s| s.split("\n== ").next()).unwrap();
+    let section =
+        |name: &str| said.split(&format!("== {name}\n")).nth(1).and_then(|s| s.split("\n== ").next()).unwrap();
     assert!(
         section("version").contains("agent binary: /usr/lib/groundwork/groundwork-agent"),
         "the packaged agent is found without a flag: {}",

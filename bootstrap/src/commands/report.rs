@@ -8,6 +8,8 @@ use groundwork::ops::report::{self, output::Pdf};
 
 use super::connect_args::ConnectArgs;
 use super::exit;
+use super::output::{Format, print_json};
+use groundwork::ops::output::Body;
 
 /// A handover report of the site: one self-contained HTML page (and its PDF when Chromium is on
 /// PATH) with the cluster drawn, every host against its baseline, versions, volumes and their
@@ -23,15 +25,10 @@ pub struct ReportArgs {
     /// sections were not gathered).
     #[arg(long)]
     pub offline: bool,
-    /// What to print: where the files went, or the gathered data as JSON.
-    #[arg(short, long, value_enum, default_value_t = Format::Text)]
+    /// What to print: where the files went, or the gathered data as JSON (`groundwork schema
+    /// --report` describes it).
+    #[arg(short, long, value_enum, value_name = "FORMAT", default_value_t = Format::Text)]
     pub output: Format,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    Text,
-    Json,
 }
 
 pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
@@ -42,7 +39,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     let data = super::runtime()?.block_on(report::gather(&loaded, live.as_ref()));
     let written = report::output::write(&args.out, &data)?;
     if args.output == Format::Json {
-        println!("{}", serde_json::to_string_pretty(&data)?);
+        print_json("report", Body::Report(Box::new(data)));
         return Ok(ExitCode::from(exit::OK));
     }
     println!("report: {}", written.html.display());

@@ -102,6 +102,8 @@ pub enum Body {
     BundleSignature(BundleTrust),
     /// `bundle keygen`: the new key (the public half only).
     BundleKey(BundleKey),
+    /// `report`: what the handover report shows (its files are written too).
+    Report(Box<super::report::data::ReportData>),
 }
 
 #[derive(Debug, Serialize, JsonSchema)]

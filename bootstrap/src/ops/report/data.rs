@@ -8,7 +8,7 @@ use crate::kube::VolumeStatus;
 use crate::ops::certs::CertInfo;
 use crate::ops::check::{Finding, Status};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ReportData {
     /// Unix time the report was made.
     pub generated_at: i64,
@@ -33,7 +33,7 @@ pub struct ReportData {
 }
 
 /// A part of the report that needs the hosts: gathered, or why not.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(tag = "status", content = "data", rename_all = "snake_case")]
 pub enum Live<T> {
     Gathered(T),
@@ -53,13 +53,13 @@ impl<T> Live<T> {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct NotGathered {
     pub section: String,
     pub reason: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ClusterSummary {
     pub name: String,
     /// `cluster.kubernetesVersion`: what the inventory asks for.
@@ -76,7 +76,7 @@ pub struct ClusterSummary {
     pub etcd_backup: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Endpoint {
     /// `localProxy`, `external` or `vip`.
     pub mode: String,
@@ -86,7 +86,7 @@ pub struct Endpoint {
     pub description: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct HostEntry {
     pub name: String,
     pub address: String,
@@ -108,7 +108,7 @@ impl HostEntry {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum Reach {
     /// Offline, or the facts could not be gathered from any host (see `not_gathered`).
@@ -120,7 +120,7 @@ pub enum Reach {
 }
 
 /// What a reached host is, from its facts.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct HostSummary {
     pub hostname: String,
     pub os: String,
@@ -136,7 +136,7 @@ pub struct HostSummary {
     pub servers: Vec<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, schemars::JsonSchema)]
 pub struct Versions {
     pub containerd: Option<String>,
     pub runc: Option<String>,
@@ -145,7 +145,7 @@ pub struct Versions {
     pub kubectl: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct KubernetesInfo {
     /// The API server's own version (`/version`'s gitVersion).
     pub server_version: Option<String>,
@@ -154,7 +154,7 @@ pub struct KubernetesInfo {
     pub nodes: Vec<NodeRow>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct NodeRow {
     pub name: String,
     pub ready: bool,
@@ -163,7 +163,7 @@ pub struct NodeRow {
     pub taints: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Volumes {
     /// The storage host (inventory name and address), when the inventory has a storage section.
     pub storage_host: Option<String>,
@@ -173,7 +173,7 @@ pub struct Volumes {
     pub persistent_volumes: Live<Vec<VolumeStatus>>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct PlannedVolumeRow {
     pub name: String,
     pub size: String,
@@ -183,7 +183,7 @@ pub struct PlannedVolumeRow {
     pub claim: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct DatabaseInfo {
     pub host: String,
     pub address: String,
@@ -196,7 +196,7 @@ pub struct DatabaseInfo {
     pub backup: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct DatabaseRole {
     pub name: String,
     pub database: String,
@@ -206,7 +206,7 @@ pub struct DatabaseRole {
     pub password: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct RegistryInfo {
     pub host: String,
     pub address: String,
@@ -217,7 +217,7 @@ pub struct RegistryInfo {
     pub password: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Certificates {
     pub warn_days: i64,
     pub fail_days: i64,
@@ -227,7 +227,7 @@ pub struct Certificates {
     pub nodes: Live<NodeCertificates>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct NodeCertificates {
     pub certificates: Vec<CertInfo>,
     /// Nodes not reached, with why.
@@ -235,7 +235,7 @@ pub struct NodeCertificates {
 }
 
 /// The journal: per phase, per host, the last recorded outcome.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct LastApply {
     /// Why there is nothing to show (no journal yet, or one that cannot be read).
     pub problem: Option<String>,
@@ -243,13 +243,13 @@ pub struct LastApply {
     pub phases: Vec<PhaseRow>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct PhaseRow {
     pub phase: String,
     pub hosts: Vec<PhaseHost>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct PhaseHost {
     pub host: String,
     /// `done` or `failed`.
