@@ -4,10 +4,12 @@
 //! value that reached an event anyway is written as `[REDACTED]`.
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use tracing::Level;
+use tracing_subscriber::filter::FilterFn;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -23,21 +25,34 @@ pub fn init(verbose: u8, log_file: Option<&Path>) -> anyhow::Result<()> {
         _ => "trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let stderr = tracing_subscriber::fmt::layer().with_writer(Redacting::stderr).with_filter(filter);
+    // Colours only for a person at a terminal, not in a CI log or a pipe.
+    let stderr = tracing_subscriber::fmt::layer()
+        .with_ansi(io::stderr().is_terminal())
+        .with_writer(Redacting::stderr)
+        .with_filter(filter)
+        .with_filter(russh_capped());
     let file = match log_file {
         Some(path) => Some(
             tracing_subscriber::fmt::layer()
                 .json()
+                .with_ansi(false)
                 .flatten_event(true)
                 .with_current_span(false)
                 .with_span_list(false)
                 .with_writer(Redacting::file(path)?)
-                .with_filter(EnvFilter::new(LOG_FILE_FILTER)),
+                .with_filter(EnvFilter::new(LOG_FILE_FILTER))
+                .with_filter(russh_capped()),
         ),
         None => None,
     };
     tracing_subscriber::registry().with(stderr).with(file).init();
     Ok(())
+}
+
+/// russh's debug and trace events can carry channel data (what a command wrote, a sudo prompt's
+/// answer): none of it passes, whatever RUST_LOG or -vv ask for.
+fn russh_capped() -> FilterFn<impl Fn(&tracing::Metadata<'_>) -> bool + Clone> {
+    FilterFn::new(|meta: &tracing::Metadata<'_>| !meta.target().starts_with("russh") || *meta.level() <= Level::INFO)
 }
 
 /// A writer that scrubs registered secrets from each event before it is written. tracing's fmt
