@@ -172,7 +172,7 @@ fn the_report_of_the_lab_cluster_matches_what_the_cluster_says_and_a_person_sees
             assert_eq!((&h["took_ms"], &h["at"], &h["status"]), (&e["took_ms"], &e["at"], &e["status"]), "{name}");
         }
     }
-    assert!(phases.iter().any(|p| p["phase"] == "kubeadm-init"), "the apply's phases are there");
+    assert!(phases.iter().any(|p| p["phase"] == "init"), "the apply's phases are there");
     remove_claimed_volume(&lab);
 
     // The page, as a person sees it; and its PDF.
