@@ -43,14 +43,14 @@ etcd_part() {
     "$GW" apply -i "$INV" >/dev/null 2>&1 || { echo "the lab's cluster is not built: run tests/lab/lab run first" >&2; exit 1; }
     local dir runs=() i
     dir=$(mktemp -d /tmp/gw-bench-backups.XXXXXX)
-    for i in 1 2 3 4 5; do runs+=("$(timed etcd backup -i "$INV" --dir "$dir" --keep 1 --json)"); done
+    for i in 1 2 3 4 5; do runs+=("$(timed etcd backup -i "$INV" --dir "$dir" --keep 1 -o json)"); done
     mapfile -t runs < <(printf '%s\n' "${runs[@]}" | sort -n)
     local size snapshot
     size=$(jq .info.bytes "$OUT")
     snapshot=$(jq -r .file "$OUT")
     local restore renew
-    restore=$(timed etcd restore -i "$INV" --snapshot "$snapshot" --yes --json)
-    renew=$(timed certs renew -i "$INV" --json)
+    restore=$(timed etcd restore -i "$INV" --snapshot "$snapshot" --yes -o json)
+    renew=$(timed certs renew -i "$INV" -o json)
     rm -rf "$dir"
     echo
     echo "groundwork day 2 on the lab ($(date -u +%Y-%m-%d), $(nproc) cores, 3 masters + 4 workers)"

@@ -55,10 +55,10 @@ for n in "${SIZES[@]}"; do
 
     measure gw-cold "$GW" facts -i "$inv" -o json
     cold=$WALL cold_rss=$RSS
-    cold_ok=$(python3 -c 'import json,sys; print(sum(1 for h in json.load(open(sys.argv[1])) if "facts" in h))' "$STATE/bench-gw-cold.out")
+    cold_ok=$(python3 -c 'import json,sys; print(sum(1 for h in json.load(open(sys.argv[1]))["hosts"] if "facts" in h))' "$STATE/bench-gw-cold.out")
     measure gw-warm "$GW" facts -i "$inv" -o json
     warm=$WALL warm_rss=$RSS
-    warm_ok=$(python3 -c 'import json,sys; print(sum(1 for h in json.load(open(sys.argv[1])) if "facts" in h))' "$STATE/bench-gw-warm.out")
+    warm_ok=$(python3 -c 'import json,sys; print(sum(1 for h in json.load(open(sys.argv[1]))["hosts"] if "facts" in h))' "$STATE/bench-gw-warm.out")
 
     {
         echo "[lab]"

@@ -320,7 +320,7 @@ fn certs_check_lists_every_expiry_and_renew_moves_them_with_the_cluster_working(
         &inv,
         "--user",
         "after-renew",
-        "-o",
+        "--out",
         &lab.scratch("renew").join("k").display().to_string(),
     ]);
     assert!(user.status.success(), "the API with the renewed admin certificate: {}", text(&user.stderr));

@@ -311,7 +311,7 @@ fn reset_the_built_cluster(lab: &Lab) -> KeptData {
     let unconfirmed = lab.groundwork(&["reset", "-i", &inv]);
     assert!(!unconfirmed.status.success() && text(&unconfirmed.stderr).contains("pass --yes"));
     let started = std::time::Instant::now();
-    let (ok, report, out) = groundwork_json(lab, &["reset", "-i", &inv, "--yes", "--json"]);
+    let (ok, report, out) = groundwork_json(lab, &["reset", "-i", &inv, "--yes", "-o", "json"]);
     assert!(ok, "groundwork reset: {out}");
     println!("reset of the cluster took {:.1} s", started.elapsed().as_secs_f64());
     for host in ["master-1", "master-2", "master-3", "worker-1", "worker-2", "worker-3", "worker-4"] {
