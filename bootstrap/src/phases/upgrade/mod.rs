@@ -48,8 +48,15 @@ pub fn phases() -> &'static [Phase] {
     static PHASES: std::sync::OnceLock<Vec<Phase>> = std::sync::OnceLock::new();
     PHASES.get_or_init(|| {
         let identity = super::all().iter().find(|p| p.name == super::identity::NAME).expect("identity phase");
+        // The new bundle's apt repository replaces the old one's on every host, as apply would
+        // (else the next apply finds the repository of the bundle the cluster left behind).
+        let repository = super::all()
+            .iter()
+            .find(|p| p.name == super::package_repository::NAME)
+            .expect("package-repository phase");
         vec![
             *identity,
+            *repository,
             Phase {
                 name: PREFLIGHT,
                 about: "the running versions against the skew policy; every node Ready",
