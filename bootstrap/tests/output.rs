@@ -129,40 +129,16 @@ fn reports_made_without_a_cluster_match_the_schema() {
     let key = Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(d.join("key")).status();
     assert!(key.expect("ssh-keygen runs").success());
 
-    let out = groundwork(
-        d,
-        &[
-            "init",
-            "-i",
-            "site.yaml",
-            "--no-bastion",
-            "--masters",
-            "127.0.0.1",
-            "--workers",
-            "127.0.0.2",
-            "--key",
-            "key",
-        ],
-    );
+    let init_site = |extra: &[&str]| {
+        let mut args = vec!["init", "-i", "site.yaml", "--no-bastion", "--masters", "127.0.0.1"];
+        args.extend(["--workers", "127.0.0.2", "--key", "key"]);
+        args.extend_from_slice(extra);
+        groundwork(d, &args)
+    };
+    let out = init_site(&[]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     std::fs::remove_file(d.join("site.yaml")).unwrap();
-    let out = groundwork(
-        d,
-        &[
-            "init",
-            "-i",
-            "site.yaml",
-            "--no-bastion",
-            "--masters",
-            "127.0.0.1",
-            "--workers",
-            "127.0.0.2",
-            "--key",
-            "key",
-            "-o",
-            "json",
-        ],
-    );
+    let out = init_site(&["-o", "json"]);
     let init = report(&out, "init", "init");
     assert_eq!(init["summary"]["cluster"], "digit");
 

@@ -10,26 +10,13 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use groundwork_lab_tests::{Lab, text};
+use groundwork_lab_tests::{Lab, ensure_program, text};
 
 const INV: &str = "inventory/lab.yaml";
 
-/// A Debian package's program, installed on this machine when missing (a fresh CI machine has neither).
-fn ensure_program(program: &str, package: &str) {
-    if Command::new("sh").args(["-c", &format!("command -v {program}")]).output().is_ok_and(|o| o.status.success()) {
-        return;
-    }
-    let out = Command::new("apt-get")
-        .args(["install", "-y", "-qq", "--no-install-recommends", package])
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .output()
-        .expect("apt-get runs");
-    assert!(out.status.success(), "apt-get install {package}: {}", text(&out.stderr));
-}
-
 /// A one-binary image (Debian's static busybox) built FROM scratch and saved with `docker save`.
 fn build_probe_image(dir: &Path, name: &str) {
-    ensure_program("busybox", "busybox-static");
+    ensure_program("busybox", &["busybox-static"]);
     let context = dir.join("context");
     std::fs::create_dir_all(&context).expect("context dir");
     let busybox = Command::new("sh").args(["-c", "command -v busybox"]).output().expect("sh runs");
@@ -153,7 +140,7 @@ fn an_image_pushed_to_the_site_registry_is_pulled_by_a_worker_under_its_docker_i
     }
 
     // Pushes without credentials, or with wrong ones, are refused; the real ones are taken.
-    ensure_program("curl", "curl");
+    ensure_program("curl", &["curl"]);
     assert_eq!(upload_status(&lab, "worker-1", &address, None), "401");
     assert_eq!(upload_status(&lab, "worker-1", &address, Some("groundwork:not-the-password")), "401");
     let password = std::fs::read_to_string(lab.cluster_state().join("secrets/registry-password")).expect("generated");

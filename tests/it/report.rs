@@ -11,26 +11,11 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use groundwork_lab_tests::{Lab, text};
+use groundwork_lab_tests::{Lab, ensure_program, text};
 
 const INV: &str = "inventory/lab.yaml";
 const PV: &str = "gw-report-pv";
 const PVC: &str = "gw-report-claim";
-
-/// A Debian package's program, installed on this machine when missing.
-fn ensure_program(program: &str, packages: &[&str]) {
-    if Command::new("sh").args(["-c", &format!("command -v {program}")]).output().is_ok_and(|o| o.status.success()) {
-        return;
-    }
-    let _ = Command::new("apt-get").args(["update", "-qq"]).output();
-    let out = Command::new("apt-get")
-        .args(["install", "-y", "-qq", "--no-install-recommends"])
-        .args(packages)
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .output()
-        .expect("apt-get runs");
-    assert!(out.status.success(), "apt-get install {packages:?}: {}", text(&out.stderr));
-}
 
 fn kubectl(lab: &Lab, args: &str) -> String {
     let out = lab.kubectl(args);

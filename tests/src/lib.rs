@@ -612,3 +612,18 @@ pub fn leftovers(lab: &Lab, host: &str) -> String {
     );
     text(&out.stdout)
 }
+
+/// A Debian package's program, installed on this machine when missing (a fresh machine may lack it).
+pub fn ensure_program(program: &str, packages: &[&str]) {
+    if Command::new("sh").args(["-c", &format!("command -v {program}")]).output().is_ok_and(|o| o.status.success()) {
+        return;
+    }
+    let _ = Command::new("apt-get").args(["update", "-qq"]).output();
+    let out = Command::new("apt-get")
+        .args(["install", "-y", "-qq", "--no-install-recommends"])
+        .args(packages)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .output()
+        .expect("apt-get runs");
+    assert!(out.status.success(), "apt-get install {packages:?}: {}", text(&out.stderr));
+}
